@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: install (pinned), check notebooks are clean and the
+# library is in sync with them, then run every notebook (nbdev_test) and the pytest suite.
+# Real-data tests read LTR_NB_DATA (default: ../shared/data when it exists).
+# Extra arguments go to nbdev_test, e.g. `scripts/test.sh --flags slow`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup_env.sh dev
+export PATH="$PWD/.venv/bin:$PATH"
+if [ -z "${LTR_NB_DATA:-}" ] && [ -d ../shared/data ]; then export LTR_NB_DATA="$(cd ../shared/data && pwd)"; fi
+t0=$(date +%s)
+echo "== nbdev_clean / nbdev_export leave the tree unchanged"
+before=$(git status --porcelain -- nbs ltr_nb 2>/dev/null || true)
+nbdev_clean >/dev/null
+nbdev_export
+after=$(git status --porcelain -- nbs ltr_nb 2>/dev/null || true)
+if [ "$before" != "$after" ]; then
+  echo "FAIL: nbdev_clean/nbdev_export changed files (clean the notebooks and export, then commit):"
+  diff <(echo "$before") <(echo "$after") || true
+  exit 1
+fi
+echo "== nbdev_test $*"
+nbdev_test --timing "$@"
+echo "== pytest"
+python -m pytest -q tests
+echo "test suite took $(( $(date +%s) - t0 )) s (install not counted)"
