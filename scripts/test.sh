@@ -9,7 +9,7 @@ scripts/setup_env.sh dev
 export PATH="$PWD/.venv/bin:$PATH"
 if [ -z "${LTR_NB_DATA:-}" ] && [ -d ../shared/data ]; then export LTR_NB_DATA="$(cd ../shared/data && pwd)"; fi
 t0=$(date +%s)
-echo "== nbdev_clean / nbdev_export leave the tree unchanged"
+echo "== nbdev_clean / nbdev_export leave the tree unchanged; README.md rendered from nbs/index.ipynb"
 before=$(git status --porcelain -- nbs ltr_nb 2>/dev/null || true)
 nbdev_clean >/dev/null
 nbdev_export
@@ -19,6 +19,7 @@ if [ "$before" != "$after" ]; then
   diff <(echo "$before") <(echo "$after") || true
   exit 1
 fi
+python scripts/make_readme.py --check
 echo "== nbdev_test $*"
 nbdev_test --timing "$@"
 echo "== pytest"
