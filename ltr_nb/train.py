@@ -56,7 +56,7 @@ class TrainConfig:
 
 # %% ../nbs/06_train.ipynb #bf0efdc5
 RECIPES = {'digits': dict(epochs=30, lr=0.1, bs=32, wd=5e-4), 'synthetic': dict(epochs=10, lr=0.1, bs=32, wd=5e-4),
-           'mnist': dict(epochs=15, lr=0.05, bs=128, wd=5e-4), 'fashion-mnist': dict(epochs=15, lr=0.05, bs=128, wd=5e-4),
+           'mnist': dict(epochs=12, lr=0.05, bs=128, wd=5e-4), 'fashion-mnist': dict(epochs=12, lr=0.05, bs=128, wd=5e-4),
            'cifar10': dict(epochs=200, lr=0.01, bs=64, wd=5e-4), 'cifar100': dict(epochs=200, lr=0.01, bs=64, wd=5e-4),
            'cifar10-jpeg': dict(epochs=200, lr=0.01, bs=64, wd=5e-4)}
 
