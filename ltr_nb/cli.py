@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import matplotlib
 import matplotlib.pyplot as plt
-from fastcore.script import call_parse
+from fastcore.script import call_parse, bool_arg
 from fastai.callback.core import Callback
 from fastprogress.fastprogress import progress_bar
 from .core import env_info
@@ -20,6 +20,7 @@ from .models import ARCHS
 from .metrics import results_table, plot_per_class_acc
 from .train import recipe, train_joint, plot_weight_norms, plot_norm_history
 from .heads import decoupled_heads, HeadConfig, HEADS
+from .wb import weight_balancing, WBConfig
 
 # %% auto #0
 __all__ = ['main', 'run_job']
@@ -51,9 +52,10 @@ def _plots(out:Path, data, runs:dict, cfgs):
     ax = plot_per_class_acc(mean_pc, counts, cfgs.many, cfgs.few, title=f'{data.name}-LT (IF {data.info["imb_factor"]:g}): test accuracy per class')
     ax.figure.tight_layout(); ax.figure.savefig(out/'per_class_acc.png', dpi=120); plt.close(ax.figure)
     for fname, keep, title in (('weight_norms.png', lambda k: k.startswith('joint'), 'classifier weight norms after joint training (first seed)'),
-                               ('heads_weight_norms.png', lambda k: k == 'joint / ib' or k.startswith('ib +'), 'weight norms before (joint / ib) and after each head')):
+                               ('heads_weight_norms.png', lambda k: k == 'joint / ib' or k.startswith('ib +'), 'weight norms before (joint / ib) and after each head'),
+                               ('wb_weight_norms.png', lambda k: k == 'joint / ib' or k.startswith('WB'), 'weight norms: joint, WB stage 1, WB (first seed)')):
         sel = {k: v[0]['wnorm_hist'][-1] for k, v in runs.items() if keep(k) and v[0].get('wnorm_hist')}
-        if len(sel) < 2 and fname.startswith('heads'): continue
+        if len(sel) < 2 and fname != 'weight_norms.png': continue
         ax = plot_weight_norms(sel, counts, title=title)
         ax.figure.tight_layout(); ax.figure.savefig(out/fname, dpi=120); plt.close(ax.figure)
     first = next(iter(runs))
@@ -72,6 +74,8 @@ def main(dataset:str='digits',        # dataset: digits, synthetic, mnist, fashi
          seeds:str='0,1,2',           # comma-separated seeds (one run per sampler and seed)
          heads:str='ncm,crt,tau_norm,lws', # decoupled heads applied to each instance-balanced joint model ('' for none)
          head_epochs:int=10,          # epochs of cRT / LWS (class-balanced, cached features)
+         wb:bool_arg=True,            # add two-stage weight balancing (per seed) to the table
+         wb_wd:float=5e-3,            # weight decay of WB's stage 1 (the paper's tuned value for CIFAR-LT)
          arch:str=None,               # model: resnet32, resnet34, smallcnn, mlp (default per dataset)
          epochs:int=None,             # epochs (default: the dataset's recipe)
          lr:float=None,               # peak learning rate (default: recipe)
@@ -91,7 +95,7 @@ def main(dataset:str='digits',        # dataset: digits, synthetic, mnist, fashi
     try: run_job(**args)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"ltr_nb: error: {e}")
 
-def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers, seeds, heads, head_epochs, arch, epochs, lr, bs, wd,
+def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers, seeds, heads, head_epochs, wb, wb_wd, arch, epochs, lr, bs, wd,
             wd_mode, schedule, many, few, data_root, download, out, device) -> None:
     "The main job behind `main` (same arguments; raises instead of exiting)."
     # --- check everything before training or writing
@@ -105,6 +109,7 @@ def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers
     if head_list and 'ib' not in sampler_list:
         raise ValueError(f"heads={heads!r} are applied to the instance-balanced joint model: add ib to samplers={samplers!r}, or pass heads=''")
     if head_epochs < 1: raise ValueError(f"head_epochs={head_epochs} must be >= 1")
+    if wb_wd < 0: raise ValueError(f"wb_wd={wb_wd} must be >= 0")
     if arch is not None and arch not in ARCHS: raise ValueError(f"arch={arch!r} is unknown; choose one of {list(ARCHS)}")
     data = lt_dataset(dataset, imb_factor, profile, n_max, val_per_class, select, 0, data_root, download)
     cfgs = recipe(dataset, epochs=epochs, lr=lr, bs=bs, wd=wd, wd_mode=wd_mode, schedule=schedule, arch=arch, many=many, few=few)
@@ -113,7 +118,7 @@ def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers
     print(f"{data}\nrecipe: {cfgs}\n{len(sampler_list)} sampler(s) x {len(seed_list)} seed(s) on {dev}", flush=True)
     # --- train
     t0, runs, state = time.time(), {}, dict(done=0)
-    pbar = progress_bar(range(len(sampler_list) * len(seed_list) * cfgs.epochs)); pbar.update(0)
+    pbar = progress_bar(range((len(sampler_list) + bool(wb)) * len(seed_list) * cfgs.epochs)); pbar.update(0)
     for s in sampler_list:
         name = f'joint / {s}'
         for seed in seed_list:
@@ -127,6 +132,15 @@ def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers
                     fc = r.pop('model').get_classifier(); r.pop('sweep', None)
                     w = [fc.weight.detach().norm(dim=1).cpu().tolist()] if isinstance(fc, torch.nn.Linear) else []
                     runs.setdefault(f'ib + {HEADS[h]}', []).append(dict(method=h, sampler='ib', seed=seed, wnorm_hist=w, **r))
+    if wb:
+        for seed in seed_list:
+            cfg1 = recipe(dataset, **{**cfgs.__dict__, 'sampler': 'ib', 'seed': seed, 'wd': wb_wd})
+            r = weight_balancing(data, cfg1, WBConfig(seed=seed), many, few, dev)
+            r1 = r['stage1_result']; del r1['env'], r1['data']
+            runs.setdefault(f'WB stage 1 (ib, wd {wb_wd:g})', []).append(r1)
+            runs.setdefault('WB (CB + WD + MaxNorm)', []).append(dict(method='wb', seed=seed, test=r['test'], valid=r['valid'],
+                                                                    wnorm_hist=[r['wnorm_hist'][-1].tolist()], config=WBConfig(seed=seed).__dict__))
+            state['done'] += cfg1.epochs; pbar.update(state['done'])
     print()
     table = results_table({k: [r['test'] for r in v] for k, v in runs.items()}, data.cls_counts, many, few)
     # --- write

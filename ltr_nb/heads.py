@@ -30,7 +30,8 @@ from .models import get_classifier
 # %% auto #0
 __all__ = ['NCM_TRANSFORMS', 'NCM_METRICS', 'HEADS', 'Features', 'compute_features', 'cache_features', 'predict_features',
            'evaluate_model', 'tau_norm_linear', 'tau_norm', 'tau_sweep', 'plot_tau_sweep', 'NCMClassifier', 'ncm_head',
-           'ncm', 'HeadConfig', 'FreezeBodyBN', 'reinit_classifier', 'crt', 'LWSLinear', 'lws', 'decoupled_heads']
+           'ncm', 'HeadConfig', 'FreezeBodyBN', 'fit_head', 'reinit_classifier', 'crt', 'LWSLinear', 'lws',
+           'decoupled_heads']
 
 # %% ../nbs/06a_heads.ipynb #d84c072a
 @dataclass
@@ -177,12 +178,16 @@ class FreezeBodyBN(Callback):
 
 # %% ../nbs/06a_heads.ipynb #2d0532fc
 class _BodyHead(nn.Module):
-    "Body + head for live head training; the splitter puts only the head in the trainable group."
+    "Body + head for live head training (follows the classifier contract); the splitter puts only the head in the trainable group."
     def __init__(self, body, head): super().__init__(); self.body, self.head = body, head
+    def features(self, x): return self.body(x)
+    def get_classifier(self): return self.head
     def forward(self, x): return self.head(self.body(x))
 
-def _fit_head(head:nn.Module, model:nn.Module, data:LTData|None, feats:Features|None, cfg:HeadConfig, device=None) -> nn.Module:
-    "Train `head` (in place) on class-balanced batches: on cached `feats`, or live through `model`'s frozen body."
+def fit_head(head:nn.Module, model:nn.Module, data:LTData|None, feats:Features|None, cfg:HeadConfig, device=None,
+              loss_func=None, cbs=()) -> nn.Module:
+    "Train `head` (in place) on batches drawn with `cfg.q`: on cached `feats`, or live through `model`'s frozen body."
+    loss_func = loss_func or nn.CrossEntropyLoss()
     set_seed(cfg.seed, reproducible=True)
     opt = partial(SGD, mom=cfg.momentum, decouple_wd=False)
     sched = ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})
@@ -190,13 +195,13 @@ def _fit_head(head:nn.Module, model:nn.Module, data:LTData|None, feats:Features|
         s = ClassSampler(feats.y_train, cfg.q, seed=cfg.seed)
         tr = DeviceLoader(feats.train, feats.y_train, bs=cfg.bs, sampler=s, device=device, seed=cfg.seed)
         va = DeviceLoader(feats.val, feats.y_val, bs=1024, device=device)
-        learn = Learner(DataLoaders(tr, va, device=device), head, loss_func=nn.CrossEntropyLoss(), opt_func=opt, lr=cfg.lr,
-                        wd=cfg.wd, wd_bn_bias=True, cbs=[SetEpoch()])
+        learn = Learner(DataLoaders(tr, va, device=device), head, loss_func=loss_func, opt_func=opt, lr=cfg.lr,
+                        wd=cfg.wd, wd_bn_bias=True, cbs=[SetEpoch(), *cbs])
     else:
         dls = lt_dls(data, bs=cfg.bs, sampler=cfg.q, augment=cfg.augment, device=device, seed=cfg.seed)
-        learn = Learner(dls, _BodyHead(copy.deepcopy(model.body), head), loss_func=nn.CrossEntropyLoss(), opt_func=opt, lr=cfg.lr, wd=cfg.wd, wd_bn_bias=True, train_bn=False,
-                        splitter=lambda m: [list(m.body.parameters()), list(m.head.parameters())],
-                        cbs=[SetEpoch()] + ([FreezeBodyBN()] if cfg.freeze_bn else []))
+        learn = Learner(dls, _BodyHead(copy.deepcopy(model.body), head), loss_func=loss_func, opt_func=opt, lr=cfg.lr, wd=cfg.wd,
+                        wd_bn_bias=True, train_bn=False, splitter=lambda m: [list(m.body.parameters()), list(m.head.parameters())],
+                        cbs=[SetEpoch(), *cbs] + ([FreezeBodyBN()] if cfg.freeze_bn else []))
         learn.freeze()
     learn.remove_cb(ProgressCallback); learn.logger = noop
     learn.fit(cfg.epochs, cfg.lr, cbs=[sched])
@@ -217,7 +222,7 @@ def crt(model:nn.Module, data:LTData|None=None, feats:Features|None=None, cfg:He
         if data is None: raise ValueError("crt needs feats (cached mode) or data")
         feats = cache_features(model, data, device=device)
     _check_counts(fc, feats.cls_counts if feats is not None else data.cls_counts)
-    head = _fit_head(reinit_classifier(fc, cfg.seed), model, data, feats, cfg, device)
+    head = fit_head(reinit_classifier(fc, cfg.seed), model, data, feats, cfg, device)
     return _with_head(model, head.cpu() if device is None else head)
 
 def _check_counts(fc, cls_counts):
@@ -252,7 +257,7 @@ def lws(model:nn.Module, data:LTData|None=None, feats:Features|None=None, cfg:He
         if data is None: raise ValueError("lws needs feats (cached mode) or data")
         feats = cache_features(model, data, device=device)
     _check_counts(fc, feats.cls_counts if feats is not None else data.cls_counts)
-    head = _fit_head(LWSLinear(copy.deepcopy(fc), scale_bias), model, data, feats, cfg, device)
+    head = fit_head(LWSLinear(copy.deepcopy(fc), scale_bias), model, data, feats, cfg, device)
     return _with_head(model, head.to_linear())
 
 # %% ../nbs/06a_heads.ipynb #214bbba0

@@ -59,10 +59,11 @@ class DeviceLoader:
                  drop_last:bool=False,           # drop the last incomplete batch
                  augment:dict|None=None,         # kwargs of `pad_crop_flip` (pad, flip), None: no augmentation
                  norm:Normalize|None=None,       # normalisation (default: statistics of `x`)
-                 device=None, seed:int=0):
+                 device=None, seed:int=0,
+                 channels_last:bool=False):      # yield image batches in channels_last memory format
         if len(x) != len(y): raise ValueError(f"x has {len(x)} items but y has {len(y)}; they must match")
         if bs < 1: raise ValueError(f"bs={bs} must be >= 1")
-        store_attr('bs,sampler,drop_last,augment,seed')
+        store_attr('bs,sampler,drop_last,augment,seed,channels_last')
         self.norm = norm if norm is not None else (Normalize(*channel_stats(x)) if x.dtype == torch.uint8 else Normalize())
         self.device = torch.device(device or 'cpu'); self.x, self.y = x.to(self.device), y.to(self.device)
         self.epoch = 0
@@ -80,7 +81,9 @@ def __iter__(self:DeviceLoader):
         b = idx[i * self.bs:(i + 1) * self.bs]
         xb = self.x[b]
         if self.augment: xb = pad_crop_flip(xb, generator=g, **self.augment)
-        yield self.norm(xb), self.y[b]
+        xb = self.norm(xb)
+        if self.channels_last and xb.ndim == 4: xb = xb.contiguous(memory_format=torch.channels_last)
+        yield xb, self.y[b]
 
 @patch
 def to(self:DeviceLoader, device):
@@ -92,7 +95,8 @@ def to(self:DeviceLoader, device):
 def new(self:DeviceLoader, **kwargs):
     "A copy with some attributes changed (e.g. `sampler=None, augment=None`); fastai's `shuffle=False` means in order (no sampler)."
     if kwargs.pop('shuffle', None) is False: kwargs.setdefault('sampler', None)
-    d = dict(bs=self.bs, sampler=self.sampler, drop_last=self.drop_last, augment=self.augment, norm=self.norm, device=self.device, seed=self.seed)
+    d = dict(bs=self.bs, sampler=self.sampler, drop_last=self.drop_last, augment=self.augment, norm=self.norm, device=self.device,
+             seed=self.seed, channels_last=self.channels_last)
     return DeviceLoader(self.x, self.y, **{**d, **kwargs})
 
 # %% ../nbs/03_loaders.ipynb #e0cc2e99

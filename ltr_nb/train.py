@@ -28,7 +28,7 @@ from .models import create_model, get_classifier, DEFAULT_ARCH
 
 # %% auto #0
 __all__ = ['RECIPES', 'TrainConfig', 'recipe', 'WeightNormRecorder', 'ClassAccRecorder', 'Checkpoint', 'load_checkpoint',
-           'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history', 'train_joint']
+           'Autocast', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history', 'train_joint']
 
 # %% ../nbs/06_train.ipynb #3b79332b
 @dataclass
@@ -47,6 +47,8 @@ class TrainConfig:
     augment:dict|str|None = 'default' # batched crop/flip kwargs; 'default': per dataset
     seed:int = 0
     many:int = 100; few:int = 20    # Many/Medium/Few thresholds
+    channels_last:bool = False      # model and image batches in channels_last memory format (faster convolutions on CPU)
+    bf16:bool = False               # bfloat16 autocast for forward and loss (CPU or GPU)
     def __post_init__(self):
         if self.wd < 0: raise ValueError(f"wd={self.wd} must be >= 0")
         if self.wd_mode not in ('coupled', 'decoupled'): raise ValueError(f"wd_mode={self.wd_mode!r} is not valid; choose 'coupled' or 'decoupled'")
@@ -117,6 +119,15 @@ def load_checkpoint(learn:Learner, fname:str='ckpt') -> int:
     return s['epoch'] + 1
 
 # %% ../nbs/06_train.ipynb #9f83f8f7
+class Autocast(Callback):
+    "bfloat16 autocast around forward and loss, on the training device (CPU or CUDA)."
+    order = 10
+    def before_batch(self):
+        self.ctx = torch.autocast(device_type=self.learn.dls.device.type if self.learn.dls.device else 'cpu', dtype=torch.bfloat16)
+        self.ctx.__enter__()
+    def after_loss(self): self.ctx.__exit__(None, None, None)
+
+# %% ../nbs/06_train.ipynb #7b4f1dcc
 def lt_learner(data:LTData, cfg:TrainConfig=None, model:nn.Module|None=None, path='.', cbs=None, quiet:bool=False, device=None) -> Learner:
     "A fastai `Learner` for joint training of `data` with `cfg` (loaders, SGD, weight decay, metrics, recorders)."
     cfg = cfg or TrainConfig()
@@ -132,6 +143,10 @@ def lt_learner(data:LTData, cfg:TrainConfig=None, model:nn.Module|None=None, pat
                     opt_func=partial(SGD, mom=cfg.momentum, decouple_wd=cfg.wd_mode == 'decoupled'),
                     metrics=lt_metrics(data.cls_counts, cfg.many, cfg.few), cbs=extra + list(cbs or []), path=path)
     if quiet: learn.remove_cb(ProgressCallback); learn.logger = noop
+    if cfg.channels_last:
+        learn.model.to(memory_format=torch.channels_last)
+        for dl in dls.loaders: dl.channels_last = True
+    if cfg.bf16: learn.add_cb(Autocast())
     learn.lt_cfg, learn.lt_data = cfg, data
     return learn
 
@@ -146,7 +161,7 @@ def fit_lt(learn:Learner, cfg:TrainConfig|None=None, resume:bool=False, ckpt:str
     else: learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
     return learn
 
-# %% ../nbs/06_train.ipynb #7b4f1dcc
+# %% ../nbs/06_train.ipynb #0480bb97
 def _steps(learn:Learner, n:int=5):
     "Take `n` optimizer steps of `learn` on its first training batches (no schedule)."
     learn.create_opt(); learn.opt.set_hypers(lr=learn.lr, wd=learn.wd)
@@ -155,7 +170,7 @@ def _steps(learn:Learner, n:int=5):
         xb, yb = next(it); loss = learn.loss_func(learn.model(xb), yb)
         loss.backward(); learn.opt.step(); learn.opt.zero_grad()
 
-# %% ../nbs/06_train.ipynb #bf99f66f
+# %% ../nbs/06_train.ipynb #866556f4
 def evaluate(learn:Learner, split:str='test') -> dict:
     "`lt_report` (All, mean per-class, Many/Medium/Few, per class) of `learn` on 'valid' or 'test'."
     if split not in ('valid', 'test'): raise ValueError(f"split={split!r} is not valid; choose 'valid' or 'test'")
@@ -164,7 +179,7 @@ def evaluate(learn:Learner, split:str='test') -> dict:
     cfg = learn.lt_cfg
     return lt_report(preds, targs, learn.lt_data.cls_counts, cfg.many, cfg.few)
 
-# %% ../nbs/06_train.ipynb #33579ad1
+# %% ../nbs/06_train.ipynb #ec5487a3
 def plot_weight_norms(norms, cls_counts, ax=None, label:str|None=None, title:str|None=None):
     "Per-class classifier weight norms ‖w_j‖ (bars) with the training count of each class (line)."
     if ax is None: _, ax = plt.subplots(figsize=(6, 3))
@@ -188,7 +203,7 @@ def plot_norm_history(wnorm_hist, cls_counts, ax=None, title:str|None=None):
     ax.set_xlabel('epoch'); ax.set_ylabel('‖w_j‖'); ax.set_title(title or 'per-class weight norms (yellow: rarest)')
     return ax
 
-# %% ../nbs/06_train.ipynb #c2801d5e
+# %% ../nbs/06_train.ipynb #ad6c8d71
 def train_joint(data:LTData, cfg:TrainConfig|None=None, path='.', quiet:bool=False, device=None, ckpt:str|None=None,
                 resume:bool=False, cbs=None) -> tuple[Learner, dict]:
     "Train the joint baseline and return `(learn, result)`: test and validation reports, weight-norm history, config, environment."

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Training throughput: ltr_nb's device-tensor path in a fastai Learner vs a reference-style pipeline vs the bare model.
+
+  (a) ltr_nb: uint8 tensors on the device, class-aware index sampler, batched crop+flip+normalise, fastai Learner
+  (b) reference style: per-sample PIL transforms (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize)
+      in a torch DataLoader, plain PyTorch training loop (as the papers' reference code)
+  (c) ceiling: the bare model's forward + backward + SGD step on pre-made device batches
+
+Same model, batch size, optimizer and number of timed steps for all three; runs are interleaved (a, b, c, a, b, c, ...)
+and the median over repeats is reported, with the ratios a/b and a/c measured in the same run. Results (machine,
+torch version, threads, command, seeds) go to results/benchmark/throughput-<device>.{json,md}.
+
+    .venv/bin/python benchmarks/throughput.py                 # both models, default steps (about 5 min on 2 CPU cores)
+    .venv/bin/python benchmarks/throughput.py --smoke         # a few steps, to check that it runs (used by the tests)
+"""
+import argparse, json, statistics, sys, time
+from pathlib import Path
+import numpy as np
+import torch
+import torch.nn as nn
+import ltr_nb  # noqa: F401  (torchvision guard)
+from fastai.learner import CancelFitException
+from fastai.callback.core import Callback
+from ltr_nb.core import env_info, real_data_root, seed_everything
+from ltr_nb.data import LTData, lt_dataset, img_num_per_cls
+from ltr_nb.models import create_model
+from ltr_nb.train import TrainConfig, lt_learner
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cifar_lt_data(n_max=5000, imb_factor=100, seed=0, random=False):
+    "cifar10-jpeg-LT (IF 100, 12,406 images) when the data root has it, else random uint8 images of the same shape and counts."
+    if not random and real_data_root('cifar10-jpeg.zip'):
+        return lt_dataset('cifar10-jpeg', imb_factor=imb_factor, n_max=n_max, val_per_class=0), 'cifar10-jpeg-LT (IF 100)'
+    g = torch.Generator().manual_seed(seed)
+    counts = img_num_per_cls(n_max, 10, imb_factor)
+    y = torch.arange(10).repeat_interleave(torch.tensor(counts))
+    x = torch.randint(0, 256, (len(y), 3, 32, 32), dtype=torch.uint8, generator=g)
+    z = torch.zeros(0, 3, 32, 32, dtype=torch.uint8)
+    return LTData('cifar10', x, y, z, y[:0], x[:100], y[:100], [str(i) for i in range(10)]), 'random uint8 images, CIFAR-10-LT counts'
+
+
+class _StopAfter(Callback):
+    "Time `n` training steps after `warmup` steps, then stop the fit."
+    order = 100
+    def __init__(self, warmup, n): self.warmup, self.n, self.i = warmup, n, 0
+    def after_step(self):
+        self.i += 1
+        if self.i == self.warmup: self.t0 = time.perf_counter()
+        if self.i == self.warmup + self.n: self.learn.elapsed = time.perf_counter() - self.t0; raise CancelFitException
+
+
+def run_ltr_nb(data, arch, bs, steps, warmup, channels_last, bf16=False):
+    cfg = TrainConfig(epochs=1000, lr=0.01, bs=bs, wd=5e-4, arch=arch, sampler='ib', seed=0, channels_last=channels_last, bf16=bf16)
+    learn = lt_learner(data, cfg, quiet=True, cbs=[_StopAfter(warmup, steps)])
+    learn.fit(cfg.epochs, cfg.lr)
+    return steps * bs / learn.elapsed
+
+
+def run_reference(data, arch, bs, steps, warmup, workers, channels_last):
+    import torchvision.transforms as T
+    from PIL import Image
+    mean, std = (data.x_train.float() / 255).mean((0, 2, 3)).tolist(), (data.x_train.float() / 255).std((0, 2, 3)).tolist()
+    tfm = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
+    imgs = data.x_train.permute(0, 2, 3, 1).numpy()
+
+    class DS(torch.utils.data.Dataset):
+        def __len__(self): return len(imgs)
+        def __getitem__(self, i): return tfm(Image.fromarray(imgs[i])), int(data.y_train[i])
+    dl = torch.utils.data.DataLoader(DS(), batch_size=bs, shuffle=True, num_workers=workers, drop_last=True,
+                                     persistent_workers=workers > 0)
+    seed_everything(0)
+    model = create_model(arch, data.n_cls)
+    if channels_last: model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    model.train(); i = 0; t0 = None
+    while True:
+        for xb, yb in dl:
+            loss = nn.functional.cross_entropy(model(xb), yb); opt.zero_grad(); loss.backward(); opt.step(); i += 1
+            if i == warmup: t0 = time.perf_counter()
+            if i == warmup + steps: return steps * bs / (time.perf_counter() - t0)
+
+
+def run_bare(data, arch, bs, steps, warmup, channels_last):
+    seed_everything(0)
+    model = create_model(arch, data.n_cls)
+    if channels_last: model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    xs = [(data.x_train[i * bs:(i + 1) * bs].float() / 255 - 0.5) / 0.25 for i in range(4)]
+    ys = [data.y_train[i * bs:(i + 1) * bs] for i in range(4)]
+    model.train()
+    for i in range(warmup + steps):
+        if i == warmup: t0 = time.perf_counter()
+        loss = nn.functional.cross_entropy(model(xs[i % 4]), ys[i % 4]); opt.zero_grad(); loss.backward(); opt.step()
+    return steps * bs / (time.perf_counter() - t0)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--archs', default='resnet32,resnet34')
+    p.add_argument('--bs', type=int, default=128)
+    p.add_argument('--steps', default='resnet32=30,resnet34=6', help='timed steps per run, per arch')
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--workers', type=int, default=2, help='DataLoader workers of the reference pipeline')
+    p.add_argument('--channels_last', action='store_true', help='channels_last memory format in all three paths')
+    p.add_argument('--random_data', action='store_true', help='random uint8 images with CIFAR-10-LT counts instead of cifar10-jpeg-LT')
+    p.add_argument('--variants', default='resnet32', help="archs for which (a) is also timed with channels_last and with bf16 autocast ('' for none)")
+    p.add_argument('--smoke', action='store_true', help='2 steps, 1 repeat, resnet32 only: check that it runs')
+    p.add_argument('--out', default=str(ROOT / 'results' / 'benchmark'))
+    a = p.parse_args(argv)
+    if a.smoke: a.archs, a.steps, a.warmup, a.repeats, a.bs, a.variants, a.workers = 'resnet32', 'resnet32=2', 1, 1, 32, 'resnet32', 0
+    steps = dict(kv.split('=') for kv in a.steps.split(','))
+    data, what = cifar_lt_data(random=a.smoke or a.random_data)
+    rows = []
+    for arch in a.archs.split(','):
+        n = int(steps.get(arch, 10)); res = {'a': [], 'b': [], 'c': []}
+        for r in range(a.repeats):  # interleaved
+            res['a'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, a.channels_last))
+            res['b'].append(run_reference(data, arch, a.bs, n, a.warmup, a.workers, a.channels_last))
+            res['c'].append(run_bare(data, arch, a.bs, n, a.warmup, a.channels_last))
+            print(f"{arch} repeat {r + 1}/{a.repeats}: " + ', '.join(f"{k} {v[-1]:.0f} img/s" for k, v in res.items()), flush=True)
+        med = {k: statistics.median(v) for k, v in res.items()}
+        # ratios per repeat (same-run pairs), then the median
+        ab = statistics.median([x / y for x, y in zip(res['a'], res['b'])]); ac = statistics.median([x / y for x, y in zip(res['a'], res['c'])])
+        rows.append(dict(arch=arch, steps=n, bs=a.bs, a_ltr_nb=med['a'], b_reference=med['b'], c_bare=med['c'], a_over_b=ab, a_over_c=ac, raw=res))
+    var_rows = []
+    for arch in [v for v in a.variants.split(',') if v]:
+        n = int(steps.get(arch, 10)); res = {'fp32': [], 'channels_last': [], 'bf16': []}
+        for r in range(a.repeats):  # interleaved
+            res['fp32'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, False))
+            res['channels_last'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, True))
+            res['bf16'].append(run_ltr_nb(data, arch, a.bs, max(2, n // 5), a.warmup, False, bf16=True))  # slow on CPUs without bf16 units
+            print(f"{arch} variants repeat {r + 1}/{a.repeats}: " + ', '.join(f"{k} {v[-1]:.0f} img/s" for k, v in res.items()), flush=True)
+        var_rows.append(dict(arch=arch, **{k: statistics.median(v) for k, v in res.items()},
+                             **{f'{k}_over_fp32': statistics.median([x / y for x, y in zip(v, res['fp32'])]) for k, v in res.items() if k != 'fp32'}, raw=res))
+    env = env_info(command='benchmarks/throughput.py ' + ' '.join(argv if argv is not None else sys.argv[1:]), data=what,
+                   repeats=a.repeats, warmup=a.warmup, workers=a.workers, channels_last=a.channels_last, seed=0)
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    lines = [f"Training throughput, images/s (median of {a.repeats} interleaved repeats), {what}, batch {a.bs}, "
+             f"{env['device']}, {env['cpus']} CPUs, {env['torch_threads']} torch threads, torch {env['torch']}, {env['date']}", '',
+             '| model | timed steps | (a) ltr_nb + fastai | (b) reference pipeline | (c) bare model | a/b | a/c |', '|---|---:|---:|---:|---:|---:|---:|']
+    lines += [f"| {r['arch']} | {r['steps']} | {r['a_ltr_nb']:.0f} | {r['b_reference']:.0f} | {r['c_bare']:.0f} | {r['a_over_b']:.2f} | {r['a_over_c']:.2f} |" for r in rows]
+    if var_rows:
+        lines += ['', '(a) with the speed options of `TrainConfig` (images/s, ratio to float32 in the same run):', '',
+                  '| model | float32 | channels_last | bf16 autocast |', '|---|---:|---:|---:|']
+        lines += [f"| {r['arch']} | {r['fp32']:.0f} | {r['channels_last']:.0f} ({r['channels_last_over_fp32']:.2f}x) | {r['bf16']:.0f} ({r['bf16_over_fp32']:.2f}x) |" for r in var_rows]
+    table = '\n'.join(lines)
+    if not a.smoke:
+        out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+        (out / f'throughput-{dev}.json').write_text(json.dumps(dict(env=env, rows=rows, variants=var_rows), indent=1))
+        (out / f'throughput-{dev}.md').write_text(table + '\n')
+    print('\n' + table)
+    return rows
+
+
+if __name__ == '__main__':
+    main()
