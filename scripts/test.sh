@@ -21,7 +21,8 @@ if [ "$before" != "$after" ]; then
 fi
 python scripts/make_readme.py --check
 echo "== nbdev_test $*"
-nbdev_test --timing "$@"
+# one notebook at a time: two trainings side by side on two cores oversubscribe the CPU threads (10x slower)
+nbdev_test --timing --n_workers 1 "$@"
 echo "== pytest"
 python -m pytest -q tests
 echo "test suite took $(( $(date +%s) - t0 )) s (install not counted)"
