@@ -29,9 +29,9 @@ from .models import get_classifier
 
 # %% auto #0
 __all__ = ['NCM_TRANSFORMS', 'NCM_METRICS', 'HEADS', 'Features', 'compute_features', 'cache_features', 'predict_features',
-           'evaluate_model', 'tau_norm_linear', 'tau_norm', 'tau_sweep', 'plot_tau_sweep', 'NCMClassifier', 'ncm_head',
-           'ncm', 'HeadConfig', 'FreezeBodyBN', 'fit_head', 'reinit_classifier', 'crt', 'LWSLinear', 'lws',
-           'decoupled_heads']
+           'feats_report', 'evaluate_model', 'tau_norm_linear', 'tau_norm', 'tau_sweep', 'plot_tau_sweep',
+           'NCMClassifier', 'ncm_head', 'ncm', 'HeadConfig', 'FreezeBodyBN', 'fit_head', 'reinit_classifier', 'crt',
+           'LWSLinear', 'lws', 'decoupled_heads']
 
 # %% ../nbs/06a_heads.ipynb #d84c072a
 @dataclass
@@ -67,6 +67,11 @@ def predict_features(head:nn.Module, feats:torch.Tensor, bs:int=4096) -> torch.T
     "Logits (or scores) of `head` on cached features."
     head.eval(); dev = next(head.parameters(), torch.zeros(0)).device
     return torch.cat([head(feats[i:i + bs].to(dev)).float().cpu() for i in range(0, len(feats), bs)]) if len(feats) else torch.zeros(0)
+
+def feats_report(model:nn.Module, feats:Features, split:str='test', many:int=100, few:int=20) -> dict:
+    "`lt_report` of `model`'s classifier (linear or NCM) on the cached features of 'val' or 'test'."
+    x, y = (feats.val, feats.y_val) if split == 'val' else (feats.test, feats.y_test)
+    return lt_report(predict_features(model.get_classifier().cpu(), x), y, feats.cls_counts, many, few)
 
 def evaluate_model(model:nn.Module, data:LTData, split:str='test', many:int=100, few:int=20, device=None) -> dict:
     "`lt_report` of `model` on a split of `data`, through a fastai `Learner` (eval mode, no augmentation)."
@@ -214,20 +219,23 @@ def reinit_classifier(fc:nn.Linear, seed:int=0) -> nn.Linear:
         torch.manual_seed(seed)
         return nn.Linear(fc.in_features, fc.out_features, bias=fc.bias is not None).to(fc.weight.device)
 
+def _head_inputs(name, model, data, feats, cfg, device):
+    "The classifier and (in cached mode) the features a trained head needs, checked against the class counts."
+    fc = get_classifier(model)
+    if cfg.mode == 'cached' and feats is None:
+        if data is None: raise ValueError(f"{name} needs feats (cached mode) or data")
+        feats = cache_features(model, data, device=device)
+    cls_counts = feats.cls_counts if feats is not None else data.cls_counts
+    if fc.out_features != len(cls_counts):
+        raise ValueError(f"cls_counts has {len(cls_counts)} classes but the classifier has {fc.out_features} outputs; they must match")
+    return fc, feats
+
 def crt(model:nn.Module, data:LTData|None=None, feats:Features|None=None, cfg:HeadConfig|None=None, device=None) -> nn.Module:
     "Classifier re-training: a copy of `model` with (W, b) re-initialised and retrained on class-balanced batches."
     cfg = cfg or HeadConfig()
-    fc = get_classifier(model)
-    if cfg.mode == 'cached' and feats is None:
-        if data is None: raise ValueError("crt needs feats (cached mode) or data")
-        feats = cache_features(model, data, device=device)
-    _check_counts(fc, feats.cls_counts if feats is not None else data.cls_counts)
+    fc, feats = _head_inputs('crt', model, data, feats, cfg, device)
     head = fit_head(reinit_classifier(fc, cfg.seed), model, data, feats, cfg, device)
     return _with_head(model, head.cpu() if device is None else head)
-
-def _check_counts(fc, cls_counts):
-    if fc.out_features != len(cls_counts):
-        raise ValueError(f"cls_counts has {len(cls_counts)} classes but the classifier has {fc.out_features} outputs; they must match")
 
 # %% ../nbs/06a_heads.ipynb #65c60ab9
 class LWSLinear(nn.Module):
@@ -252,11 +260,7 @@ class LWSLinear(nn.Module):
 def lws(model:nn.Module, data:LTData|None=None, feats:Features|None=None, cfg:HeadConfig|None=None, scale_bias:bool=False, device=None) -> nn.Module:
     "Learnable weight scaling: a copy of `model` whose classifier rows are $f_j w_j$, only $f$ learned (class-balanced)."
     cfg = cfg or HeadConfig()
-    fc = get_classifier(model)
-    if cfg.mode == 'cached' and feats is None:
-        if data is None: raise ValueError("lws needs feats (cached mode) or data")
-        feats = cache_features(model, data, device=device)
-    _check_counts(fc, feats.cls_counts if feats is not None else data.cls_counts)
+    fc, feats = _head_inputs('lws', model, data, feats, cfg, device)
     head = fit_head(LWSLinear(copy.deepcopy(fc), scale_bias), model, data, feats, cfg, device)
     return _with_head(model, head.to_linear())
 
@@ -272,14 +276,11 @@ def decoupled_heads(model:nn.Module, data:LTData, heads=('ncm', 'crt', 'tau_norm
     model = model.eval()
     feats = cache_features(model, data, device=device)
     out = {}
-    def _rep(m, **extra):
-        h = m.get_classifier()
-        return dict(model=m, test=lt_report(predict_features(h.cpu(), feats.test), feats.y_test, data.cls_counts, many, few),
-                    valid=lt_report(predict_features(h.cpu(), feats.val), feats.y_val, data.cls_counts, many, few), **extra)
-    for h in heads:
+    def _rep(m, **extra): return dict(model=m, test=feats_report(m, feats, 'test', many, few), valid=feats_report(m, feats, 'val', many, few), **extra)
+    for h in heads:  # live-mode heads ignore the cached features
         if h == 'ncm': out['ncm'] = _rep(ncm(model, feats))
-        elif h == 'crt': out['crt'] = _rep(crt(model, data, feats if cfg.mode == 'cached' else None, cfg, device))
-        elif h == 'lws': out['lws'] = _rep(lws(model, data, feats if cfg.mode == 'cached' else None, cfg, device=device))
+        elif h == 'crt': out['crt'] = _rep(crt(model, data, feats, cfg, device))
+        elif h == 'lws': out['lws'] = _rep(lws(model, data, feats, cfg, device=device))
         else:
             sw = tau_sweep(model, feats, taus, many=many, few=few)
             out['tau_norm'] = _rep(tau_norm(model, sw['best_tau']), tau=sw['best_tau'], sweep=sw)

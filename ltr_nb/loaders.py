@@ -68,7 +68,7 @@ class DeviceLoader:
         self.device = torch.device(device or 'cpu'); self.x, self.y = x.to(self.device), y.to(self.device)
         self.epoch = 0
     @property
-    def n(self): return len(self.sampler.indices(self.epoch)) if self.sampler else len(self.y)
+    def n(self): return self.sampler.n_samples if self.sampler else len(self.y)
     def __len__(self): return self.n // self.bs if self.drop_last else -(-self.n // self.bs)
 
 # %% ../nbs/03_loaders.ipynb #38b72fea

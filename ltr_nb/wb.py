@@ -15,8 +15,7 @@ from fastai.callback.core import Callback
 from .data import LTData
 from .models import get_classifier
 from .train import TrainConfig, train_joint
-from .heads import HeadConfig, Features, cache_features, fit_head, predict_features, _with_head, tau_sweep, tau_norm_linear
-from .metrics import lt_report
+from .heads import HeadConfig, Features, cache_features, fit_head, feats_report, _with_head
 
 # %% auto #0
 __all__ = ['cb_weights', 'CBLoss', 'maxnorm_', 'maxnorm_radius', 'MaxNorm', 'L2NormLinear', 'WBConfig', 'wb_stage2', 'tune_wd',
@@ -123,9 +122,6 @@ def wb_stage2(model:nn.Module, data:LTData, cfg:WBConfig|None=None, feats:Featur
     return _with_head(model, fc.cpu() if device is None else fc)
 
 # %% ../nbs/06b_wb.ipynb #33ced157
-def _val_report(model, feats, data, many=100, few=20):
-    return lt_report(predict_features(get_classifier(model).cpu(), feats.val), feats.y_val, data.cls_counts, many, few)
-
 def tune_wd(data:LTData, cfg:TrainConfig, wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2), device=None) -> dict:
     "Stage 1 for each weight decay in `wds`; returns the runs and the wd with the best validation mean per-class accuracy."
     if any(w < 0 for w in wds): raise ValueError(f"wds={wds} must all be >= 0")
@@ -141,7 +137,7 @@ def tune_radius(model:nn.Module, data:LTData, cfg:WBConfig|None=None, rs=(0.1, 0
     cfg = cfg or WBConfig()
     feats = feats if feats is not None else cache_features(model, data, device=device)
     models = {r: wb_stage2(model, data, WBConfig(**{**asdict(cfg), 'r': r, 'radius': None}), feats, device) for r in rs}
-    val = {r: _val_report(m, feats, data)['mean_cls'] for r, m in models.items()}
+    val = {r: feats_report(m, feats, 'val')['mean_cls'] for r, m in models.items()}
     return dict(models=models, best_r=max(val, key=val.get), val=val)
 
 # %% ../nbs/06b_wb.ipynb #126b350e
@@ -149,9 +145,8 @@ def weight_balancing(data:LTData, stage1:TrainConfig, stage2:WBConfig|None=None,
     "Both stages: joint training with `stage1` (its wd tuned beforehand), then `wb_stage2`; test/valid reports of both."
     learn, res1 = train_joint(data, stage1, quiet=True, device=device)
     m1 = learn.model.cpu().eval()
-    feats = cache_features(m1, data)
-    m2 = wb_stage2(m1, data, stage2, feats=feats if (stage2 or WBConfig()).mode == 'cached' else None, device=device)
-    rep = lambda m, x, y: lt_report(predict_features(get_classifier(m).cpu(), x), y, data.cls_counts, many, few)
+    feats = cache_features(m1, data)  # stage 2 in live mode ignores them; the reports use them
+    m2 = wb_stage2(m1, data, stage2, feats=feats, device=device)
     return dict(stage1=m1, model=m2, feats=feats, stage1_result=res1,
-                test=rep(m2, feats.test, feats.y_test), valid=rep(m2, feats.val, feats.y_val),
+                test=feats_report(m2, feats, 'test', many, few), valid=feats_report(m2, feats, 'val', many, few),
                 wnorm_hist=learn.wnorm_hist + [get_classifier(m2).weight.detach().norm(dim=1).numpy()])
