@@ -13,7 +13,7 @@ torch version, threads, command, seeds) go to results/benchmark/throughput-<devi
     .venv/bin/python benchmarks/throughput.py                 # both models, default steps (about 5 min on 2 CPU cores)
     .venv/bin/python benchmarks/throughput.py --smoke         # a few steps, to check that it runs (used by the tests)
 """
-import argparse, json, statistics, sys, time
+import argparse, json, os, statistics, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -42,20 +42,33 @@ def cifar_lt_data(n_max=5000, imb_factor=100, seed=0, random=False):
 
 
 class _StopAfter(Callback):
-    "Time `n` training steps after `warmup` steps, then stop the fit."
+    "Time `n` training steps after `warmup` steps, then stop the fit; `learn.warmup_s`: seconds of the warm-up steps."
     order = 100
     def __init__(self, warmup, n): self.warmup, self.n, self.i = warmup, n, 0
+    def before_fit(self): self.t_fit = time.perf_counter()
     def after_step(self):
         self.i += 1
-        if self.i == self.warmup: self.t0 = time.perf_counter()
+        if self.i == self.warmup: self.t0 = time.perf_counter(); self.learn.warmup_s = self.t0 - self.t_fit
         if self.i == self.warmup + self.n: self.learn.elapsed = time.perf_counter() - self.t0; raise CancelFitException
 
 
-def run_ltr_nb(data, arch, bs, steps, warmup, channels_last, bf16=False):
-    cfg = TrainConfig(epochs=1000, lr=0.01, bs=bs, wd=5e-4, arch=arch, sampler='ib', seed=0, channels_last=channels_last, bf16=bf16)
+def run_ltr_nb(data, arch, bs, steps, warmup, channels_last, bf16=False, compile=False, with_warmup=False):
+    "Images/s of (a); with `with_warmup`, also the seconds of the first `warmup` steps (where torch.compile compiles)."
+    cfg = TrainConfig(epochs=1000, lr=0.01, bs=bs, wd=5e-4, arch=arch, sampler='ib', seed=0, channels_last=channels_last, bf16=bf16, compile=compile)
     learn = lt_learner(data, cfg, quiet=True, cbs=[_StopAfter(warmup, steps)])
     learn.fit(cfg.epochs, cfg.lr)
-    return steps * bs / learn.elapsed
+    ips = steps * bs / learn.elapsed
+    return (ips, learn.warmup_s) if with_warmup else ips
+
+
+def run_data_path(data, bs, steps, warmup):
+    "Milliseconds per batch of (a)'s data path alone: sample indices, gather, crop + flip + normalise."
+    from ltr_nb.loaders import lt_dls
+    it = iter(lt_dls(data, bs=bs, sampler='ib', seed=0).train)
+    for _ in range(warmup): next(it)
+    t0 = time.perf_counter()
+    for _ in range(steps): next(it)
+    return (time.perf_counter() - t0) / steps * 1000
 
 
 def run_reference(data, arch, bs, steps, warmup, workers, channels_last):
@@ -106,16 +119,20 @@ def main(argv=None):
     p.add_argument('--workers', type=int, default=2, help='DataLoader workers of the reference pipeline')
     p.add_argument('--channels_last', action='store_true', help='channels_last memory format in all three paths')
     p.add_argument('--random_data', action='store_true', help='random uint8 images with CIFAR-10-LT counts instead of cifar10-jpeg-LT')
-    p.add_argument('--variants', default='resnet32', help="archs for which (a) is also timed with channels_last and with bf16 autocast ('' for none)")
-    p.add_argument('--smoke', action='store_true', help='2 steps, 1 repeat, resnet32 only: check that it runs')
+    p.add_argument('--variants', default='resnet32', help="archs for which (a) is also timed with channels_last, bf16 autocast and torch.compile ('' for none)")
+    p.add_argument('--no_compile', action='store_true', help='leave torch.compile out of the variants')
+    p.add_argument('--smoke', action='store_true', help='2 steps, 1 repeat, resnet32 only, no torch.compile: check that it runs')
     p.add_argument('--out', default=str(ROOT / 'results' / 'benchmark'))
     a = p.parse_args(argv)
-    if a.smoke: a.archs, a.steps, a.warmup, a.repeats, a.bs, a.variants, a.workers = 'resnet32', 'resnet32=2', 1, 1, 32, 'resnet32', 0
+    if a.smoke: a.archs, a.steps, a.warmup, a.repeats, a.bs, a.variants, a.workers, a.no_compile = 'resnet32', 'resnet32=2', 1, 1, 32, 'resnet32', 0, True
+    # a fresh inductor cache: the first compiled repeat pays the full (cold) compilation, as a new machine would
+    os.environ['TORCHINDUCTOR_CACHE_DIR'] = tempfile.mkdtemp(prefix='ltr_nb_inductor_')
     steps = dict(kv.split('=') for kv in a.steps.split(','))
     data, what = cifar_lt_data(random=a.smoke or a.random_data)
     rows = []
     for arch in a.archs.split(','):
         n = int(steps.get(arch, 10)); res = {'a': [], 'b': [], 'c': []}
+        data_ms = run_data_path(data, a.bs, max(n, 20), a.warmup)
         for r in range(a.repeats):  # interleaved
             res['a'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, a.channels_last))
             res['b'].append(run_reference(data, arch, a.bs, n, a.warmup, a.workers, a.channels_last))
@@ -124,28 +141,47 @@ def main(argv=None):
         med = {k: statistics.median(v) for k, v in res.items()}
         # ratios per repeat (same-run pairs), then the median
         ab = statistics.median([x / y for x, y in zip(res['a'], res['b'])]); ac = statistics.median([x / y for x, y in zip(res['a'], res['c'])])
-        rows.append(dict(arch=arch, steps=n, bs=a.bs, a_ltr_nb=med['a'], b_reference=med['b'], c_bare=med['c'], a_over_b=ab, a_over_c=ac, raw=res))
+        rows.append(dict(arch=arch, steps=n, bs=a.bs, a_ltr_nb=med['a'], b_reference=med['b'], c_bare=med['c'], a_over_b=ab, a_over_c=ac, data_ms=data_ms, raw=res))
     var_rows = []
     for arch in [v for v in a.variants.split(',') if v]:
-        n = int(steps.get(arch, 10)); res = {'fp32': [], 'channels_last': [], 'bf16': []}
+        n = int(steps.get(arch, 10)); names = ['fp32', 'channels_last', 'bf16'] + ([] if a.no_compile else ['compile', 'compile_cl'])
+        res, wup = {k: [] for k in names}, {k: [] for k in names}
         for r in range(a.repeats):  # interleaved
-            res['fp32'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, False))
-            res['channels_last'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, True))
-            res['bf16'].append(run_ltr_nb(data, arch, a.bs, max(2, n // 5), a.warmup, False, bf16=True))  # slow on CPUs without bf16 units
+            for k in names:  # bf16: fewer steps, slow on CPUs without bf16 units
+                ips, w = run_ltr_nb(data, arch, a.bs, max(2, n // 5) if k == 'bf16' else n, a.warmup, k in ('channels_last', 'compile_cl'),
+                                    bf16=k == 'bf16', compile=k.startswith('compile'), with_warmup=True)
+                res[k].append(ips); wup[k].append(w)
             print(f"{arch} variants repeat {r + 1}/{a.repeats}: " + ', '.join(f"{k} {v[-1]:.0f} img/s" for k, v in res.items()), flush=True)
-        var_rows.append(dict(arch=arch, **{k: statistics.median(v) for k, v in res.items()},
-                             **{f'{k}_over_fp32': statistics.median([x / y for x, y in zip(v, res['fp32'])]) for k, v in res.items() if k != 'fp32'}, raw=res))
+        row = dict(arch=arch, **{k: statistics.median(v) for k, v in res.items()},
+                   **{f'{k}_over_fp32': statistics.median([x / y for x, y in zip(v, res['fp32'])]) for k, v in res.items() if k != 'fp32'},
+                   warmup_s=wup, raw=res)
+        if not a.no_compile:  # one-off cost of compiling (first repeat: empty cache) and the steps it takes to earn it back
+            step = lambda k: a.bs / row[k]
+            row['compile_overhead_s'] = wup['compile'][0] - wup['fp32'][0]
+            saved = step('fp32') - step('compile')
+            row['compile_break_even_steps'] = row['compile_overhead_s'] / saved if saved > 0 else float('inf')
+        var_rows.append(row)
     env = env_info(command='benchmarks/throughput.py ' + ' '.join(argv if argv is not None else sys.argv[1:]), data=what,
                    repeats=a.repeats, warmup=a.warmup, workers=a.workers, channels_last=a.channels_last, seed=0)
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     lines = [f"Training throughput, images/s (median of {a.repeats} interleaved repeats), {what}, batch {a.bs}, "
              f"{env['device']}, {env['cpus']} CPUs, {env['torch_threads']} torch threads, torch {env['torch']}, {env['date']}", '',
-             '| model | timed steps | (a) ltr_nb + fastai | (b) reference pipeline | (c) bare model | a/b | a/c |', '|---|---:|---:|---:|---:|---:|---:|']
-    lines += [f"| {r['arch']} | {r['steps']} | {r['a_ltr_nb']:.0f} | {r['b_reference']:.0f} | {r['c_bare']:.0f} | {r['a_over_b']:.2f} | {r['a_over_c']:.2f} |" for r in rows]
+             '| model | timed steps | (a) ltr_nb + fastai | (b) reference pipeline | (c) bare model | a/b | a/c | (a) step, of it data path (ms) |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|']
+    lines += [f"| {r['arch']} | {r['steps']} | {r['a_ltr_nb']:.0f} | {r['b_reference']:.0f} | {r['c_bare']:.0f} | {r['a_over_b']:.2f} | {r['a_over_c']:.2f} "
+              f"| {1000 * a.bs / r['a_ltr_nb']:.0f}, {r['data_ms']:.1f} |" for r in rows]
     if var_rows:
+        cols = [k for k in ('channels_last', 'bf16', 'compile', 'compile_cl') if k in var_rows[0]]
+        title = dict(channels_last='channels_last', bf16='bf16 autocast', compile='torch.compile', compile_cl='compile + channels_last')
         lines += ['', '(a) with the speed options of `TrainConfig` (images/s, ratio to float32 in the same run):', '',
-                  '| model | float32 | channels_last | bf16 autocast |', '|---|---:|---:|---:|']
-        lines += [f"| {r['arch']} | {r['fp32']:.0f} | {r['channels_last']:.0f} ({r['channels_last_over_fp32']:.2f}x) | {r['bf16']:.0f} ({r['bf16_over_fp32']:.2f}x) |" for r in var_rows]
+                  '| model | float32 | ' + ' | '.join(title[k] for k in cols) + ' |', '|---|---:|' + '---:|' * len(cols)]
+        lines += [f"| {r['arch']} | {r['fp32']:.0f} | " + ' | '.join(f"{r[k]:.0f} ({r[k + '_over_fp32']:.2f}x)" for k in cols) + ' |' for r in var_rows]
+        for r in var_rows:
+            if 'compile_overhead_s' in r:
+                lines += ['', f"torch.compile ({r['arch']}): the first {a.warmup} steps take {r['compile_overhead_s']:.0f} s longer than eager "
+                          f"(compilation, empty cache); at the measured step times that is earned back after "
+                          f"{r['compile_break_even_steps']:.0f} steps ({r['compile_break_even_steps'] * a.bs / len(data.y_train):.1f} epochs of "
+                          f"{len(data.y_train):,} images). Evaluation compiles once more (eval mode)."]
     table = '\n'.join(lines)
     if not a.smoke:
         out = Path(a.out); out.mkdir(parents=True, exist_ok=True)

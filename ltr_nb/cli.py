@@ -37,9 +37,11 @@ def _sampler_name(s):
 class _EpochProgress(Callback):
     "Advance one progress bar over all epochs of all runs."
     order = 90
-    def __init__(self, pbar, state, label): self.pbar, self.state, self.label = pbar, state, label
+    def __init__(self, pbar, state, label): self.pbar, self.state, self.label, self.trained = pbar, state, label, False
+    def after_train(self): self.trained = True
     def after_epoch(self):
-        self.state['done'] += 1
+        if not self.trained: return  # fastai's get_preds (evaluation) fires after_epoch too, without a training phase
+        self.trained = False; self.state['done'] += 1
         acc = self.learn.final_record[2] if getattr(self.learn, 'final_record', None) is not None and len(self.learn.final_record) > 2 else float('nan')
         self.pbar.comment = f"{self.label} epoch {self.learn.epoch + 1}/{self.learn.n_epoch} val acc {acc:.3f}"
         self.pbar.update(self.state['done'])
@@ -85,6 +87,9 @@ def main(dataset:str='digits',        # dataset: digits, synthetic, mnist, fashi
          schedule:str='cos',          # cos (to 0) or one_cycle
          many:int=100,                # Many: more than this many training images
          few:int=20,                  # Few: fewer than this many
+         channels_last:bool_arg=False,# channels_last memory format (faster convolutions on CPU and GPU)
+         bf16:bool_arg=False,         # bfloat16 autocast (GPUs; slow on CPUs without bf16 units)
+         compile:bool_arg=False,      # torch.compile the models (about a minute of compilation per model, then faster steps)
          data_root:str=None,          # data root (default: $LTR_NB_DATA)
          download:bool=False,         # download through torchvision if missing (online only)
          out:str=None,                # output folder (default: runs/<dataset>-lt)
@@ -96,7 +101,7 @@ def main(dataset:str='digits',        # dataset: digits, synthetic, mnist, fashi
     except (ValueError, FileNotFoundError) as e: sys.exit(f"ltr_nb: error: {e}")
 
 def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers, seeds, heads, head_epochs, wb, wb_wd, arch, epochs, lr, bs, wd,
-            wd_mode, schedule, many, few, data_root, download, out, device) -> None:
+            wd_mode, schedule, many, few, data_root, download, out, device, channels_last=False, bf16=False, compile=False) -> None:
     "The main job behind `main` (same arguments; raises instead of exiting)."
     # --- check everything before training or writing
     sampler_list = _parse_list('samplers', samplers, _sampler_name); seed_list = _parse_list('seeds', seeds, int)
@@ -112,7 +117,8 @@ def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers
     if wb_wd < 0: raise ValueError(f"wb_wd={wb_wd} must be >= 0")
     if arch is not None and arch not in ARCHS: raise ValueError(f"arch={arch!r} is unknown; choose one of {list(ARCHS)}")
     data = lt_dataset(dataset, imb_factor, profile, n_max, val_per_class, select, 0, data_root, download)
-    cfgs = recipe(dataset, epochs=epochs, lr=lr, bs=bs, wd=wd, wd_mode=wd_mode, schedule=schedule, arch=arch, many=many, few=few)
+    cfgs = recipe(dataset, epochs=epochs, lr=lr, bs=bs, wd=wd, wd_mode=wd_mode, schedule=schedule, arch=arch, many=many, few=few,
+                  channels_last=channels_last, bf16=bf16, compile=compile)
     dev = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     out = Path(out or f'runs/{dataset}-lt')
     print(f"{data}\nrecipe: {cfgs}\n{len(sampler_list)} sampler(s) x {len(seed_list)} seed(s) on {dev}", flush=True)
@@ -135,12 +141,11 @@ def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers
     if wb:
         for seed in seed_list:
             cfg1 = recipe(dataset, **{**cfgs.__dict__, 'sampler': 'ib', 'seed': seed, 'wd': wb_wd})
-            r = weight_balancing(data, cfg1, WBConfig(seed=seed), many, few, dev)
+            r = weight_balancing(data, cfg1, WBConfig(seed=seed), many, few, dev, cbs=[_EpochProgress(pbar, state, f'WB stage 1 seed {seed}')])
             r1 = r['stage1_result']; del r1['env'], r1['data']
             runs.setdefault(f'WB stage 1 (ib, wd {wb_wd:g})', []).append(r1)
             runs.setdefault('WB (CB + WD + MaxNorm)', []).append(dict(method='wb', seed=seed, test=r['test'], valid=r['valid'],
                                                                     wnorm_hist=[r['wnorm_hist'][-1].tolist()], config=WBConfig(seed=seed).__dict__))
-            state['done'] += cfg1.epochs; pbar.update(state['done'])
     print()
     table = results_table({k: [r['test'] for r in v] for k, v in runs.items()}, data.cls_counts, many, few)
     # --- write

@@ -49,6 +49,7 @@ class TrainConfig:
     many:int = 100; few:int = 20    # Many/Medium/Few thresholds
     channels_last:bool = False      # model and image batches in channels_last memory format (faster convolutions on CPU)
     bf16:bool = False               # bfloat16 autocast for forward and loss (CPU or GPU)
+    compile:bool = False            # torch.compile the model in place (pays off on long runs; see the benchmark)
     def __post_init__(self):
         if self.wd < 0: raise ValueError(f"wd={self.wd} must be >= 0")
         if self.wd_mode not in ('coupled', 'decoupled'): raise ValueError(f"wd_mode={self.wd_mode!r} is not valid; choose 'coupled' or 'decoupled'")
@@ -147,6 +148,7 @@ def lt_learner(data:LTData, cfg:TrainConfig=None, model:nn.Module|None=None, pat
         learn.model.to(memory_format=torch.channels_last)
         for dl in dls.loaders: dl.channels_last = True
     if cfg.bf16: learn.add_cb(Autocast())
+    if cfg.compile: learn.model.compile()
     learn.lt_cfg, learn.lt_data = cfg, data
     return learn
 

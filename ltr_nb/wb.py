@@ -141,9 +141,9 @@ def tune_radius(model:nn.Module, data:LTData, cfg:WBConfig|None=None, rs=(0.1, 0
     return dict(models=models, best_r=max(val, key=val.get), val=val)
 
 # %% ../nbs/06b_wb.ipynb #126b350e
-def weight_balancing(data:LTData, stage1:TrainConfig, stage2:WBConfig|None=None, many:int=100, few:int=20, device=None) -> dict:
-    "Both stages: joint training with `stage1` (its wd tuned beforehand), then `wb_stage2`; test/valid reports of both."
-    learn, res1 = train_joint(data, stage1, quiet=True, device=device)
+def weight_balancing(data:LTData, stage1:TrainConfig, stage2:WBConfig|None=None, many:int=100, few:int=20, device=None, cbs=None) -> dict:
+    "Both stages: joint training with `stage1` (its wd tuned beforehand; `cbs` join it), then `wb_stage2`; test/valid reports of both."
+    learn, res1 = train_joint(data, stage1, quiet=True, device=device, cbs=cbs)
     m1 = learn.model.cpu().eval()
     feats = cache_features(m1, data)  # stage 2 in live mode ignores them; the reports use them
     m2 = wb_stage2(m1, data, stage2, feats=feats, device=device)

@@ -2,8 +2,10 @@
 """Render nbs/index.ipynb (with its saved outputs) to README.md, as nbdev_readme does where Quarto is installed.
 
 `--check` exits 1 when README.md is out of date. Honours `#| hide` (cell dropped) and `#| echo: false` (output only).
+Relative links to notebooks (`tutorials/x.ipynb`, `03_loaders.ipynb#how-fast`) are made relative to the repository
+root (`nbs/...`), where README.md lives; the docs site resolves them from nbs/ itself.
 """
-import json, sys
+import json, re, sys
 from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
@@ -35,7 +37,8 @@ def render(nb):
             if 'text/markdown' in data: out.append(''.join(data['text/markdown']))
             elif o.get('output_type') == 'stream': out.append('    ' + ''.join(o['text']).rstrip().replace('\n', '\n    '))
             elif 'text/plain' in data: out.append('    ' + ''.join(data['text/plain']).rstrip().replace('\n', '\n    '))
-    return '\n\n'.join(s.strip('\n') for s in out if s.strip()) + '\n'
+    text = '\n\n'.join(s.strip('\n') for s in out if s.strip()) + '\n'
+    return re.sub(r'\]\((?![a-z]+:|/|#)([^)\s]+\.ipynb(?:#[^)\s]*)?)\)', r'](nbs/\1)', text)
 
 
 if __name__ == '__main__':

@@ -11,3 +11,18 @@ def test_benchmark_smoke(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert '| resnet32 |' in r.stdout and 'a/b' in r.stdout and 'channels_last' in r.stdout
     assert not list(tmp_path.iterdir())  # --smoke writes no results
+
+
+def test_wb_recipe_smoke(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'wb_recipe.py'), '--smoke', '--out', str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '| **total** |' in r.stdout and '| WB (stage 2) |' in r.stdout and 'stage 1 epoch 2/2' in r.stdout
+    assert not list(tmp_path.iterdir())
+
+
+def test_wb_recipe_bad_input(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'wb_recipe.py'), '--dataset', 'imagenet', '--out', str(tmp_path / 'o')],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "wb_recipe: error: dataset='imagenet' is unknown" in r.stderr
+    assert not (tmp_path / 'o').exists()
