@@ -23,6 +23,7 @@ from fastai.learner import CancelFitException
 from fastai.callback.core import Callback
 from ltr_nb.core import env_info, real_data_root, seed_everything
 from ltr_nb.data import LTData, lt_dataset, img_num_per_cls
+from ltr_nb.loaders import channel_stats, lt_dls
 from ltr_nb.models import create_model
 from ltr_nb.train import TrainConfig, lt_learner
 
@@ -52,18 +53,16 @@ class _StopAfter(Callback):
         if self.i == self.warmup + self.n: self.learn.elapsed = time.perf_counter() - self.t0; raise CancelFitException
 
 
-def run_ltr_nb(data, arch, bs, steps, warmup, channels_last, bf16=False, compile=False, with_warmup=False):
-    "Images/s of (a); with `with_warmup`, also the seconds of the first `warmup` steps (where torch.compile compiles)."
+def run_ltr_nb(data, arch, bs, steps, warmup, channels_last, bf16=False, compile=False):
+    "(images/s, seconds of the first `warmup` steps) of (a); torch.compile compiles in those steps."
     cfg = TrainConfig(epochs=1000, lr=0.01, bs=bs, wd=5e-4, arch=arch, sampler='ib', seed=0, channels_last=channels_last, bf16=bf16, compile=compile)
     learn = lt_learner(data, cfg, quiet=True, cbs=[_StopAfter(warmup, steps)])
     learn.fit(cfg.epochs, cfg.lr)
-    ips = steps * bs / learn.elapsed
-    return (ips, learn.warmup_s) if with_warmup else ips
+    return steps * bs / learn.elapsed, learn.warmup_s
 
 
 def run_data_path(data, bs, steps, warmup):
     "Milliseconds per batch of (a)'s data path alone: sample indices, gather, crop + flip + normalise."
-    from ltr_nb.loaders import lt_dls
     it = iter(lt_dls(data, bs=bs, sampler='ib', seed=0).train)
     for _ in range(warmup): next(it)
     t0 = time.perf_counter()
@@ -74,8 +73,8 @@ def run_data_path(data, bs, steps, warmup):
 def run_reference(data, arch, bs, steps, warmup, workers, channels_last):
     import torchvision.transforms as T
     from PIL import Image
-    mean, std = (data.x_train.float() / 255).mean((0, 2, 3)).tolist(), (data.x_train.float() / 255).std((0, 2, 3)).tolist()
-    tfm = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
+    mean, std = channel_stats(data.x_train)
+    tfm = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean.tolist(), std.tolist())])
     imgs = data.x_train.permute(0, 2, 3, 1).numpy()
 
     class DS(torch.utils.data.Dataset):
@@ -134,7 +133,7 @@ def main(argv=None):
         n = int(steps.get(arch, 10)); res = {'a': [], 'b': [], 'c': []}
         data_ms = run_data_path(data, a.bs, max(n, 20), a.warmup)
         for r in range(a.repeats):  # interleaved
-            res['a'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, a.channels_last))
+            res['a'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, a.channels_last)[0])
             res['b'].append(run_reference(data, arch, a.bs, n, a.warmup, a.workers, a.channels_last))
             res['c'].append(run_bare(data, arch, a.bs, n, a.warmup, a.channels_last))
             print(f"{arch} repeat {r + 1}/{a.repeats}: " + ', '.join(f"{k} {v[-1]:.0f} img/s" for k, v in res.items()), flush=True)
@@ -149,7 +148,7 @@ def main(argv=None):
         for r in range(a.repeats):  # interleaved
             for k in names:  # bf16: fewer steps, slow on CPUs without bf16 units
                 ips, w = run_ltr_nb(data, arch, a.bs, max(2, n // 5) if k == 'bf16' else n, a.warmup, k in ('channels_last', 'compile_cl'),
-                                    bf16=k == 'bf16', compile=k.startswith('compile'), with_warmup=True)
+                                    bf16=k == 'bf16', compile=k.startswith('compile'))
                 res[k].append(ips); wup[k].append(w)
             print(f"{arch} variants repeat {r + 1}/{a.repeats}: " + ', '.join(f"{k} {v[-1]:.0f} img/s" for k, v in res.items()), flush=True)
         row = dict(arch=arch, **{k: statistics.median(v) for k, v in res.items()},

@@ -15,32 +15,25 @@ import argparse, json, sys, time
 from pathlib import Path
 import torch
 import ltr_nb  # noqa: F401  (torchvision guard)
-from fastai.callback.core import Callback
 from ltr_nb.core import env_info
 from ltr_nb.data import lt_dataset
-from ltr_nb.train import recipe
+from ltr_nb.metrics import results_table
+from ltr_nb.train import recipe, TrainedEpochCallback
 from ltr_nb.wb import WBConfig, weight_balancing
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class _EpochLog(Callback):
+class _EpochLog(TrainedEpochCallback):
     "Print a line every `every` training epochs (and the last); keep the wall-clock time of each epoch's end."
     order = 90
-    def __init__(self, every, t0): self.every, self.t0, self.ends, self.trained = every, t0, [], False
-    def after_train(self): self.trained = True
-    def after_epoch(self):
-        if not self.trained: return  # fastai's get_preds fires after_epoch too
-        self.trained = False; self.ends.append(time.perf_counter() - self.t0)
+    def __init__(self, every, t0): self.every, self.t0, self.ends = every, t0, []
+    def after_trained_epoch(self):
+        self.ends.append(time.perf_counter() - self.t0)
         e, n = self.learn.epoch + 1, self.learn.n_epoch
         if e % self.every == 0 or e == n:
             acc = self.learn.final_record[2] if len(self.learn.final_record) > 2 else float('nan')
             print(f"stage 1 epoch {e}/{n}: {self.ends[-1]:.0f} s, val acc {acc:.3f}", flush=True)
-
-
-def _row(name, r):
-    "A table row of test top-1 in %; '–' for a group without classes (CIFAR-10-LT has no class under 20 images)."
-    return f"| {name} | " + ' | '.join('–' if r[k] != r[k] else f"{100 * r[k]:.1f}" for k in ('many', 'medium', 'few', 'all')) + ' |'
 
 
 def main(argv=None):
@@ -90,8 +83,8 @@ def main(argv=None):
              '| wall time | seconds |', '|---|---:|', f"| data loading | {t_data:.1f} |",
              f"| stage 1 ({a.epochs} epochs, incl. per-epoch validation) | {t_stage1:.1f} |",
              f"| stage 1 evaluation, stage 2 ({a.stage2_epochs} epochs), reports | {total - log.ends[-1]:.1f} |", f"| **total** | **{total:.1f}** |", '',
-             '| test top-1 (%) | Many | Medium | Few | All |', '|---|---:|---:|---:|---:|',
-             _row(f"stage 1 (wd {a.wd:g})", r['stage1_result']['test']), _row('WB (stage 2)', r['test'])]
+             'Test top-1 (%; a group without classes shows –):', '',
+             results_table({f"stage 1 (wd {a.wd:g})": r['stage1_result']['test'], 'WB (stage 2)': r['test']}, data.cls_counts)]
     table = '\n'.join(lines)
     if not a.smoke:
         out = Path(a.out); out.mkdir(parents=True, exist_ok=True); d = 'cuda' if dev.startswith('cuda') else 'cpu'

@@ -11,14 +11,13 @@ import torch
 import matplotlib
 import matplotlib.pyplot as plt
 from fastcore.script import call_parse, bool_arg
-from fastai.callback.core import Callback
 from fastprogress.fastprogress import progress_bar
 from .core import env_info
 from .data import lt_dataset, DATASETS
 from .sampling import sampler_for
 from .models import ARCHS
 from .metrics import results_table, plot_per_class_acc
-from .train import recipe, train_joint, plot_weight_norms, plot_norm_history
+from .train import recipe, train_joint, plot_weight_norms, plot_norm_history, TrainedEpochCallback
 from .heads import decoupled_heads, HeadConfig, HEADS
 from .wb import weight_balancing, WBConfig
 
@@ -34,35 +33,35 @@ def _sampler_name(s):
     try: return float(s)
     except ValueError: return s.strip()
 
-class _EpochProgress(Callback):
+class _EpochProgress(TrainedEpochCallback):
     "Advance one progress bar over all epochs of all runs."
     order = 90
-    def __init__(self, pbar, state, label): self.pbar, self.state, self.label, self.trained = pbar, state, label, False
-    def after_train(self): self.trained = True
-    def after_epoch(self):
-        if not self.trained: return  # fastai's get_preds (evaluation) fires after_epoch too, without a training phase
-        self.trained = False; self.state['done'] += 1
+    def __init__(self, pbar, state, label): self.pbar, self.state, self.label = pbar, state, label
+    def after_trained_epoch(self):
+        self.state['done'] += 1
         acc = self.learn.final_record[2] if getattr(self.learn, 'final_record', None) is not None and len(self.learn.final_record) > 2 else float('nan')
         self.pbar.comment = f"{self.label} epoch {self.learn.epoch + 1}/{self.learn.n_epoch} val acc {acc:.3f}"
         self.pbar.update(self.state['done'])
 
 # %% ../nbs/07_cli.ipynb #e8bf5bff
+def _save(ax, path):
+    ax.figure.tight_layout(); ax.figure.savefig(path, dpi=120); plt.close(ax.figure)
+
 def _plots(out:Path, data, runs:dict, cfgs):
     "Per-class accuracy and weight-norm plots of the runs."
     counts = data.cls_counts
     mean_pc = {k: np.nanmean([r['test']['per_class'] for r in v], axis=0) for k, v in runs.items()}
     ax = plot_per_class_acc(mean_pc, counts, cfgs.many, cfgs.few, title=f'{data.name}-LT (IF {data.info["imb_factor"]:g}): test accuracy per class')
-    ax.figure.tight_layout(); ax.figure.savefig(out/'per_class_acc.png', dpi=120); plt.close(ax.figure)
+    _save(ax, out/'per_class_acc.png')
     for fname, keep, title in (('weight_norms.png', lambda k: k.startswith('joint'), 'classifier weight norms after joint training (first seed)'),
                                ('heads_weight_norms.png', lambda k: k == 'joint / ib' or k.startswith('ib +'), 'weight norms before (joint / ib) and after each head'),
                                ('wb_weight_norms.png', lambda k: k == 'joint / ib' or k.startswith('WB'), 'weight norms: joint, WB stage 1, WB (first seed)')):
         sel = {k: v[0]['wnorm_hist'][-1] for k, v in runs.items() if keep(k) and v[0].get('wnorm_hist')}
         if len(sel) < 2 and fname != 'weight_norms.png': continue
-        ax = plot_weight_norms(sel, counts, title=title)
-        ax.figure.tight_layout(); ax.figure.savefig(out/fname, dpi=120); plt.close(ax.figure)
+        _save(plot_weight_norms(sel, counts, title=title), out/fname)
     first = next(iter(runs))
     ax = plot_norm_history(runs[first][0]['wnorm_hist'], counts, title=f'per-class weight norms over epochs ({first}; yellow: rarest)')
-    ax.figure.tight_layout(); ax.figure.savefig(out/'norm_history.png', dpi=120); plt.close(ax.figure)
+    _save(ax, out/'norm_history.png')
 
 # %% ../nbs/07_cli.ipynb #e99c6689
 @call_parse

@@ -27,8 +27,9 @@ from .metrics import lt_metrics, lt_report, per_class_accuracy, plot_per_class_a
 from .models import create_model, get_classifier, DEFAULT_ARCH
 
 # %% auto #0
-__all__ = ['RECIPES', 'TrainConfig', 'recipe', 'WeightNormRecorder', 'ClassAccRecorder', 'Checkpoint', 'load_checkpoint',
-           'Autocast', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history', 'train_joint']
+__all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'Checkpoint',
+           'load_checkpoint', 'Autocast', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history',
+           'train_joint']
 
 # %% ../nbs/06_train.ipynb #3b79332b
 @dataclass
@@ -69,6 +70,13 @@ def recipe(dataset:str, **overrides) -> TrainConfig:
     return TrainConfig(**{**RECIPES[dataset], **{k: v for k, v in overrides.items() if v is not None}})
 
 # %% ../nbs/06_train.ipynb #7cc15291
+class TrainedEpochCallback(Callback):
+    "Base for callbacks that act at the end of each *trained* epoch: `after_trained_epoch` runs after `after_epoch` of a fit epoch only."
+    def before_train(self): self._trained = True
+    def after_epoch(self):
+        if getattr(self, '_trained', False): self._trained = False; self.after_trained_epoch()
+    def after_trained_epoch(self): pass
+
 class WeightNormRecorder(Callback):
     "Record the classifier's per-class weight norms ‖w_j‖ after every training epoch in `learn.wnorm_hist`."
     order, run_valid = 60, False
@@ -78,30 +86,25 @@ class WeightNormRecorder(Callback):
         w = get_classifier(self.learn.model).weight.detach()
         self.learn.wnorm_hist.append(w.norm(dim=1).cpu().numpy())
 
-class ClassAccRecorder(Callback):
+class ClassAccRecorder(TrainedEpochCallback):
     "Record per-class validation accuracy of every trained epoch in `learn.cls_acc_hist`."
     order = 60
     def before_fit(self):
         if not hasattr(self.learn, 'cls_acc_hist'): self.learn.cls_acc_hist = []
-    def before_train(self): self.active = True
     def before_validate(self): self.preds, self.targs = [], []
     def after_batch(self):
         if not self.learn.training: self.preds.append(self.learn.pred.argmax(-1).cpu()); self.targs.append(self.learn.yb[0].cpu())
-    def after_epoch(self):
-        if getattr(self, 'active', False) and self.preds:
+    def after_trained_epoch(self):
+        if self.preds:
             n = len(get_classifier(self.learn.model).weight)
             self.learn.cls_acc_hist.append(per_class_accuracy(torch.cat(self.preds), torch.cat(self.targs), n).numpy())
-        self.active = False
 
 # %% ../nbs/06_train.ipynb #f516264f
-class Checkpoint(Callback):
+class Checkpoint(TrainedEpochCallback):
     "After every trained epoch, save model + optimizer + histories to `learn.path/models/{fname}.pth`."
     order = 70
     def __init__(self, fname:str='ckpt'): store_attr()
-    def before_train(self): self.active = True
-    def after_epoch(self):
-        if not getattr(self, 'active', False): return
-        self.active = False
+    def after_trained_epoch(self):
         p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
         state = dict(model=self.learn.model.state_dict(), opt=self.learn.opt.state_dict(), epoch=self.learn.epoch,
                      n_epoch=self.learn.n_epoch, wnorm_hist=getattr(self.learn, 'wnorm_hist', []),

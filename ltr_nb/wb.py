@@ -145,7 +145,7 @@ def weight_balancing(data:LTData, stage1:TrainConfig, stage2:WBConfig|None=None,
     "Both stages: joint training with `stage1` (its wd tuned beforehand; `cbs` join it), then `wb_stage2`; test/valid reports of both."
     learn, res1 = train_joint(data, stage1, quiet=True, device=device, cbs=cbs)
     m1 = learn.model.cpu().eval()
-    feats = cache_features(m1, data)  # stage 2 in live mode ignores them; the reports use them
+    feats = cache_features(m1, data, norm=learn.dls.train.norm)  # stage 2 in live mode ignores them; the reports use them
     m2 = wb_stage2(m1, data, stage2, feats=feats, device=device)
     return dict(stage1=m1, model=m2, feats=feats, stage1_result=res1,
                 test=feats_report(m2, feats, 'test', many, few), valid=feats_report(m2, feats, 'val', many, few),
