@@ -105,9 +105,12 @@ AUGMENT = {'digits': dict(pad=1, flip=False), 'mnist': dict(pad=2, flip=False), 
            'synthetic': None}
 
 class SetEpoch(Callback):
-    "Tell the training loader which epoch it is drawing (so batches depend only on seed and epoch)."
+    "Tell the training loader (and its sampler) which epoch it is drawing, so batches depend only on seed and epoch."
     order = -6
-    def before_epoch(self): self.learn.dls.train.epoch = self.learn.epoch
+    def before_epoch(self):
+        dl = self.learn.dls.train; dl.epoch = self.learn.epoch
+        s = getattr(dl, 'sampler', None)
+        if hasattr(s, 'set_epoch'): s.set_epoch(self.learn.epoch)
 
 def lt_dls(data:LTData,
            bs:int=64,                 # batch size (the papers use 64 on CIFAR-LT, 128 on digits here)

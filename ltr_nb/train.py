@@ -23,6 +23,7 @@ from .core import env_info
 from .data import LTData, class_groups
 from .loaders import lt_dls, SetEpoch
 from .sampling import ProgressiveSampling
+from .adapters import check_split
 from .metrics import lt_metrics, lt_report, per_class_accuracy, plot_per_class_acc
 from .models import create_model, get_classifier, DEFAULT_ARCH
 
@@ -178,7 +179,7 @@ def _steps(learn:Learner, n:int=5):
 # %% ../nbs/06_train.ipynb #866556f4
 def evaluate(learn:Learner, split:str='test') -> dict:
     "`lt_report` (All, mean per-class, Many/Medium/Few, per class) of `learn` on 'valid' or 'test'."
-    if split not in ('valid', 'test'): raise ValueError(f"split={split!r} is not valid; choose 'valid' or 'test'")
+    check_split(split, ('valid', 'test'))
     dl = learn.dls[1 if split == 'valid' else 2]
     preds, targs = learn.get_preds(dl=dl)
     cfg = learn.lt_cfg

@@ -15,7 +15,7 @@ from fastai.callback.core import Callback
 from .data import LTData
 from .models import get_classifier
 from .train import TrainConfig, train_joint
-from .heads import HeadConfig, Features, cache_features, fit_head, feats_report, _with_head
+from .heads import HeadConfig, Features, cache_features, fit_head, feats_report, _with_head, _feats_for, _head_inputs
 
 # %% auto #0
 __all__ = ['cb_weights', 'CBLoss', 'maxnorm_', 'maxnorm_radius', 'MaxNorm', 'L2NormLinear', 'WBConfig', 'wb_stage2', 'tune_wd',
@@ -56,8 +56,8 @@ def maxnorm_(weight:torch.Tensor, radius:float) -> int:
     return int(over.sum())
 
 def _classifier(model):
-    "The classifier `nn.Linear` of a contract model, or the layer itself."
-    return model if isinstance(model, nn.Linear) else get_classifier(model)
+    "The classifier `nn.Linear` of any model, or the layer itself."
+    return model if isinstance(model, nn.Linear) else get_classifier(model, linear=True)
 
 def maxnorm_radius(model, r:float=0.1) -> float:
     "Relative radius from the current row norms of the classifier (or of a layer): min + r * (max - min)."
@@ -111,15 +111,14 @@ class WBConfig:
         return HeadConfig(epochs=self.epochs, lr=self.lr, bs=self.bs, wd=self.wd, q=1.0, mode=self.mode,
                           freeze_bn=self.freeze_bn, augment=self.augment, seed=self.seed)
 
-def wb_stage2(model:nn.Module, data:LTData, cfg:WBConfig|None=None, feats:Features|None=None, device=None) -> nn.Module:
-    "Stage 2: a copy of `model` whose classifier is fine-tuned with the (class-balanced) loss, weight decay and MaxNorm."
+def wb_stage2(model, data=None, cfg:WBConfig|None=None, feats:Features|None=None, device=None):
+    "Stage 2: a copy of `model` (any model or `Learner`) whose classifier is fine-tuned with the (class-balanced) loss, weight decay and MaxNorm."
     cfg = cfg or WBConfig()
-    fc = copy.deepcopy(get_classifier(model))
-    if cfg.mode == 'cached' and feats is None: feats = cache_features(model, data, device=device)
-    loss = CBLoss(data.cls_counts, cfg.beta, cfg.cb_kind) if cfg.loss == 'cb' else nn.CrossEntropyLoss()
+    fc, feats, data, counts = _head_inputs('wb_stage2', model, data, feats, cfg.head_config(), device)
+    fc = copy.deepcopy(fc)
+    loss = CBLoss(counts, cfg.beta, cfg.cb_kind) if cfg.loss == 'cb' else nn.CrossEntropyLoss()
     cbs = [MaxNorm(cfg.radius, cfg.r, cfg.per)] if cfg.maxnorm else []
-    fit_head(fc, model, data, feats, cfg.head_config(), device, loss_func=loss, cbs=cbs)
-    return _with_head(model, fc.cpu() if device is None else fc)
+    return _with_head(model, fit_head(fc, model, data, feats, cfg.head_config(), device, loss_func=loss, cbs=cbs))
 
 # %% ../nbs/06b_wb.ipynb #33ced157
 def tune_wd(data:LTData, cfg:TrainConfig, wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2), device=None) -> dict:
@@ -132,12 +131,13 @@ def tune_wd(data:LTData, cfg:TrainConfig, wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2), de
     best = max(runs, key=lambda w: runs[w]['result']['valid']['mean_cls'])
     return dict(runs=runs, best_wd=best, val={w: r['result']['valid']['mean_cls'] for w, r in runs.items()})
 
-def tune_radius(model:nn.Module, data:LTData, cfg:WBConfig|None=None, rs=(0.1, 0.0, 0.2, 0.5, 1.0), feats=None, device=None) -> dict:
+def tune_radius(model, data=None, cfg:WBConfig|None=None, rs=(0.1, 0.0, 0.2, 0.5, 1.0), feats=None, device=None) -> dict:
     "Stage 2 for each relative MaxNorm radius `r`; returns the models and the r with the best validation mean per-class accuracy (ties: the first in `rs`)."
     cfg = cfg or WBConfig()
-    feats = feats if feats is not None else cache_features(model, data, device=device)
+    feats = _feats_for('tune_radius', model, data, feats, device)
+    if isinstance(data, Features): data = None
     models = {r: wb_stage2(model, data, WBConfig(**{**asdict(cfg), 'r': r, 'radius': None}), feats, device) for r in rs}
-    val = {r: feats_report(m, feats, 'val')['mean_cls'] for r, m in models.items()}
+    val = {r: feats_report(m, feats, 'valid')['mean_cls'] for r, m in models.items()}
     return dict(models=models, best_r=max(val, key=val.get), val=val)
 
 # %% ../nbs/06b_wb.ipynb #126b350e
@@ -148,5 +148,5 @@ def weight_balancing(data:LTData, stage1:TrainConfig, stage2:WBConfig|None=None,
     feats = cache_features(m1, data, norm=learn.dls.train.norm)  # stage 2 in live mode ignores them; the reports use them
     m2 = wb_stage2(m1, data, stage2, feats=feats, device=device)
     return dict(stage1=m1, model=m2, feats=feats, stage1_result=res1,
-                test=feats_report(m2, feats, 'test', many, few), valid=feats_report(m2, feats, 'val', many, few),
+                test=feats_report(m2, feats, 'test', many, few), valid=feats_report(m2, feats, 'valid', many, few),
                 wnorm_hist=learn.wnorm_hist + [get_classifier(m2).weight.detach().norm(dim=1).numpy()])

@@ -26,3 +26,11 @@ def test_wb_recipe_bad_input(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "wb_recipe: error: dataset='imagenet' is unknown" in r.stderr
     assert not (tmp_path / 'o').exists()
+
+
+def test_stream_smoke(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'stream.py'), '--smoke', '--out', str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "(a) ltr_nb `list_file_dls`" in r.stdout and 'a/b' in r.stdout
+    assert not list(tmp_path.iterdir())
