@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .models import as_view, unwrap, get_classifier
+from .heads import eval_mode, _device_of
 
 # %% auto #0
 __all__ = ['scatter_matrices', 'fdr', 'cone_stats', 'stage_features', 'cone_by_stage', 'nc_measures', 'model_nc']
@@ -62,11 +63,10 @@ def stage_features(model, x:torch.Tensor, layers) -> dict:
     if bad: raise ValueError(f"layers {bad} are not modules of {type(m).__name__}; valid names include {[n for n in mods if n][:8]}")
     for name in layers:
         hooks.append(mods[name].register_forward_hook(lambda mod, i, o, name=name: out.__setitem__(name, o.flatten(2).mean(2) if o.ndim > 2 else o)))
-    modes = [(q, q.training) for q in m.modules()]; m.eval()
-    try: m(x.to(next(m.parameters()).device))
+    try:
+        with eval_mode(m): m(x.to(_device_of(m)))
     finally:
         for h in hooks: h.remove()
-        for q, t in modes: q.training = t
     return {k: out[k].float().cpu() for k in layers}
 
 def cone_by_stage(model, x, y, layers) -> dict:
