@@ -9,10 +9,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .models import as_view, unwrap, get_classifier
+from fastcore.basics import store_attr
 from .heads import eval_mode, _device_of
+from .loaders import DeviceLoader
+from .train import TrainedEpochCallback
 
 # %% auto #0
-__all__ = ['scatter_matrices', 'fdr', 'cone_stats', 'stage_features', 'cone_by_stage', 'nc_measures', 'model_nc']
+__all__ = ['scatter_matrices', 'fdr', 'cone_stats', 'stage_features', 'cone_by_stage', 'nc_measures', 'model_nc',
+           'stratified_subset', 'AnalysisRecorder']
 
 # %% ../nbs/08_analysis.ipynb #81e245f6
 def _check_labels(feats, labels, min_per_class:int=1, what='the statistic'):
@@ -100,3 +104,38 @@ def model_nc(model, feats, split:str='train') -> dict:
     "`nc_measures` of cached `Features` of a split, with the model's linear classifier as W."
     x, y = feats.split(split)
     return nc_measures(x, y, get_classifier(model, linear=True).weight.detach().cpu())
+
+# %% ../nbs/08_analysis.ipynb #10ee1413
+def stratified_subset(labels, per_class:int=50, seed:int=0) -> torch.Tensor:
+    "Sorted indices of up to `per_class` samples of every class, drawn without replacement (seeded)."
+    y = torch.as_tensor(labels).long().cpu(); g = torch.Generator().manual_seed(seed); out = []
+    for c in torch.unique(y):
+        idx = (y == c).nonzero()[:, 0]
+        out.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.cat(out).sort().values
+
+class AnalysisRecorder(TrainedEpochCallback):
+    "Every `every` trained epochs: FDR, cone statistics, NC measures and weight norms of a fixed training subset, in `learn.analysis_hist`."
+    order = 65
+    def __init__(self, every:int=1,            # record after every `every`-th trained epoch
+                 per_class:int=50,             # subset: up to this many training images per class
+                 xy:tuple|None=None,           # or an explicit (inputs, labels) batch ready for the model
+                 seed:int=0, bs:int=1024):
+        if every < 1: raise ValueError(f"every={every} must be >= 1")
+        if per_class < 2: raise ValueError(f"per_class={per_class} must be >= 2 (the cone statistics need two samples of a class)")
+        store_attr()
+    def before_fit(self):
+        if not hasattr(self.learn, 'analysis_hist'): self.learn.analysis_hist = []
+        if self.xy is not None: self.x, self.yy = self.xy; return
+        dl = self.learn.dls.train
+        if not isinstance(dl, DeviceLoader): raise ValueError("AnalysisRecorder without xy= needs the library's training loader (lt_dls); pass xy=(inputs, labels) otherwise")
+        idx = stratified_subset(dl.y, self.per_class, self.seed).to(dl.x.device)
+        self.x, self.yy = dl.norm(dl.x[idx]), dl.y[idx].cpu()
+    @torch.no_grad()
+    def after_trained_epoch(self):
+        if (self.learn.epoch + 1) % self.every: return
+        m = self.learn.model; view = as_view(m); dev = _device_of(m)
+        with eval_mode(m): h = torch.cat([view.features(self.x[i:i + self.bs].to(dev)).float().cpu() for i in range(0, len(self.x), self.bs)])
+        w = get_classifier(m, linear=True).weight.detach().float().cpu()
+        self.learn.analysis_hist.append(dict(epoch=self.learn.epoch, fdr=fdr(h, self.yy), **{f'cone_{k}': v for k, v in cone_stats(h, self.yy).items()},
+                                             **nc_measures(h, self.yy, w), wnorm=w.norm(dim=1).numpy()))

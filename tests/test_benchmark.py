@@ -34,3 +34,10 @@ def test_stream_smoke(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "(a) ltr_nb `list_file_dls`" in r.stdout and 'a/b' in r.stdout
     assert not list(tmp_path.iterdir())
+
+
+def test_analysis_cost_smoke(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'analysis_cost.py'), '--smoke', '--out', str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'overhead' in r.stdout and not list(tmp_path.iterdir())
