@@ -8,9 +8,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .models import as_view, unwrap, get_classifier
+from .models import unwrap, get_classifier
 from fastcore.basics import store_attr
-from .heads import eval_mode, _device_of
+from .heads import eval_mode, _device_of, compute_features
 from .loaders import DeviceLoader
 from .train import TrainedEpochCallback
 
@@ -134,8 +134,8 @@ class AnalysisRecorder(TrainedEpochCallback):
     @torch.no_grad()
     def after_trained_epoch(self):
         if (self.learn.epoch + 1) % self.every: return
-        m = self.learn.model; view = as_view(m); dev = _device_of(m)
-        with eval_mode(m): h = torch.cat([view.features(self.x[i:i + self.bs].to(dev)).float().cpu() for i in range(0, len(self.x), self.bs)])
+        m = self.learn.model
+        h = compute_features(m, self.x, bs=self.bs, device=self.x.device)   # already normalised: floats pass Normalize unchanged
         w = get_classifier(m, linear=True).weight.detach().float().cpu()
         self.learn.analysis_hist.append(dict(epoch=self.learn.epoch, fdr=fdr(h, self.yy), **{f'cone_{k}': v for k, v in cone_stats(h, self.yy).items()},
                                              **nc_measures(h, self.yy, w), wnorm=w.norm(dim=1).numpy()))

@@ -65,13 +65,24 @@ def _device_of(m:nn.Module) -> torch.device:
 
 # %% ../nbs/06a_heads.ipynb #94c55a76
 @torch.no_grad()
+def _outputs(m:nn.Module, fn, dl, what:str) -> tuple[torch.Tensor, torch.Tensor]:
+    "`fn(x)` of every batch of `dl` and its labels, on `m`'s device with `m` in eval mode (its modes restored after)."
+    dev = _device_of(m); outs, ys = [], []
+    with eval_mode(m):
+        for xb, yb in xy_batches(dl, what):
+            outs.append(fn(xb.to(dev)).float().cpu()); ys.append(torch.as_tensor(yb).as_subclass(torch.Tensor).long().cpu())
+    return (torch.cat(outs), torch.cat(ys)) if outs else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
+
 def features_of(model, dl, what:str='data') -> tuple[torch.Tensor, torch.Tensor]:
     "Features and labels of every batch of the loader `dl`, on the model's device in eval mode (the model is not changed)."
-    view = as_view(model); dev = _device_of(view.model); fs, ys = [], []
-    with eval_mode(view.model):
-        for xb, yb in xy_batches(dl, what):
-            fs.append(view.features(xb.to(dev)).float().cpu()); ys.append(torch.as_tensor(yb).as_subclass(torch.Tensor).long().cpu())
-    return (torch.cat(fs), torch.cat(ys)) if fs else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
+    view = as_view(model)
+    return _outputs(view.model, view.features, dl, what)
+
+def _inputs_of(model, data, feats=None):
+    "`(data, feats)`: a `Features` passed as `data` is taken as `feats`; a `Learner` brings its own data when none is given."
+    if isinstance(data, Features): feats, data = data, None
+    if data is None and isinstance(model, Learner): data = model.dls
+    return data, feats
 
 def compute_features(model, x:torch.Tensor, norm:Normalize|None=None, bs:int=512, device=None) -> torch.Tensor:
     "Features of the tensor `x` in eval mode, batch by batch (no augmentation)."
@@ -86,7 +97,7 @@ def _check_counts(cls_counts, n_out):
 
 def cache_features(model, data=None, norm:Normalize|None=None, device=None, cls_counts=None) -> Features:
     "Features of the train / valid / test splits of any data, computed once; class counts from the training labels unless given."
-    if data is None and isinstance(model, Learner): data = model.dls
+    data, _ = _inputs_of(model, data)
     if data is None: raise ValueError(f"data is None and model is a {type(model).__name__}; pass the data (an LTData, a fastai Learner or DataLoaders, a PyTorch DataLoader or Dataset)")
     sp = as_splits(data)
     if sp['train'] is None: raise ValueError("data has no training split; the heads need the training features")
@@ -114,16 +125,14 @@ def feats_report(model, feats:Features, split:str='test', many:int=100, few:int=
 def evaluate_model(model, data=None, split:str='test', many:int=100, few:int=20, cls_counts=None) -> dict:
     "`lt_report` of any model (or `Learner`) on a split of any data, in eval mode without augmentation; counts from the training labels."
     check_split(split)
-    if data is None and isinstance(model, Learner): data = model.dls
+    data, _ = _inputs_of(model, data)
     sp = as_splits(data)
     if sp[split] is None: raise ValueError(f"data has no {split!r} split; it has {[k for k, v in sp.items() if v is not None]}")
-    m = unwrap(model); dev = _device_of(m); preds, ys = [], []
-    with eval_mode(m):
-        for xb, yb in xy_batches(eval_loader(sp[split]), f'the {split} split of data'):
-            preds.append(m(xb.to(dev)).float().cpu()); ys.append(torch.as_tensor(yb).as_subclass(torch.Tensor).long().cpu())
-    counts = np.asarray(cls_counts) if cls_counts is not None else cls_counts_of(data, preds[0].shape[1])
-    _check_counts(counts, preds[0].shape[1])
-    return lt_report(torch.cat(preds), torch.cat(ys), counts, many, few)
+    m = unwrap(model)
+    preds, ys = _outputs(m, m, eval_loader(sp[split]), f'the {split} split of data')
+    counts = np.asarray(cls_counts) if cls_counts is not None else cls_counts_of(data, preds.shape[1])
+    _check_counts(counts, preds.shape[1])
+    return lt_report(preds, ys, counts, many, few)
 
 # %% ../nbs/06a_heads.ipynb #a9a9773f
 def tau_norm_linear(fc:nn.Linear, tau:float=1.0, keep_bias:bool=False) -> nn.Linear:
@@ -202,9 +211,8 @@ def ncm_head(feats:torch.Tensor, labels:torch.Tensor, n_cls:int, transform:str='
 
 def _feats_for(name, model, data, feats, device=None) -> Features:
     "Cached features from `feats`, or computed from `data` (a `Features` passed as `data` is taken as `feats`; a `Learner` brings its data)."
-    if isinstance(data, Features): feats, data = data, None
+    data, feats = _inputs_of(model, data, feats)
     if feats is not None: return feats
-    if data is None and isinstance(model, Learner): data = model.dls
     if data is None: raise ValueError(f"{name} needs data (an LTData, a fastai Learner or DataLoaders, a PyTorch DataLoader or Dataset) "
                                       f"or cached feats; got a {type(model).__name__} and neither")
     return cache_features(model, data, device=device)
@@ -280,8 +288,7 @@ def reinit_classifier(fc:nn.Linear, seed:int=0) -> nn.Linear:
 def _head_inputs(name, model, data, feats, cfg, device):
     "The classifier, the cached features (cached mode), the data and the class counts of a trained head, checked."
     fc = get_classifier(model, linear=True)
-    if isinstance(data, Features): feats, data = data, None
-    if data is None and isinstance(model, Learner): data = model.dls
+    data, feats = _inputs_of(model, data, feats)
     if cfg.mode == 'cached': feats = _feats_for(name, model, data, feats, device)
     elif data is None: raise ValueError(f"{name} in mode='live' needs data (an LTData or a fastai DataLoaders / Learner)")
     counts = feats.cls_counts if cfg.mode == 'cached' else cls_counts_of(data, fc.out_features)
@@ -332,8 +339,8 @@ def decoupled_heads(model, data=None, heads=('ncm', 'crt', 'tau_norm', 'lws'), c
     bad = [h for h in heads if h not in HEADS]
     if bad: raise ValueError(f"heads={bad} are unknown; choose from {list(HEADS)}")
     cfg = cfg or HeadConfig()
+    data, _ = _inputs_of(model, data)
     feats = _feats_for('decoupled_heads', model, data, None, device)
-    if data is None and isinstance(model, Learner): data = model.dls
     out = {}
     def _rep(m, **extra): return dict(model=m, test=feats_report(m, feats, 'test', many, few), valid=feats_report(m, feats, 'valid', many, few), **extra)
     for h in heads:  # live-mode heads ignore the cached features

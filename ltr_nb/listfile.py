@@ -37,7 +37,7 @@ def read_list_file(path,                  # the list file: one `relative/path la
             raise ValueError(f"{path}, line {i}: malformed line {line!r}; expected 'relative/path.jpg <integer label>'")
         lab = int(parts[1])
         if lab < 0 or (n_cls is not None and lab >= n_cls):
-            raise ValueError(f"{path}, line {i}: label {lab} is out of range; valid labels are 0..{(n_cls or 1) - 1 if n_cls else 'n_cls - 1 (>= 0)'}")
+            raise ValueError(f"{path}, line {i}: label {lab} is out of range; " + (f"valid labels are 0..{n_cls - 1}" if n_cls else "labels must be >= 0"))
         f = root/parts[0].strip()
         if check_files and not f.is_file():
             raise FileNotFoundError(f"{path}, line {i}: image {parts[0].strip()!r} not found at {str(f)!r}; check root= (the folder the paths are relative to)")

@@ -15,7 +15,7 @@ from fastai.callback.core import Callback
 from .data import LTData
 from .models import get_classifier
 from .train import TrainConfig, train_joint
-from .heads import HeadConfig, Features, cache_features, fit_head, feats_report, _with_head, _feats_for, _head_inputs
+from .heads import HeadConfig, Features, cache_features, fit_head, feats_report, _with_head, _feats_for, _head_inputs, _inputs_of
 
 # %% auto #0
 __all__ = ['cb_weights', 'CBLoss', 'maxnorm_', 'maxnorm_radius', 'MaxNorm', 'L2NormLinear', 'WBConfig', 'wb_stage2', 'tune_wd',
@@ -134,8 +134,8 @@ def tune_wd(data:LTData, cfg:TrainConfig, wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2), de
 def tune_radius(model, data=None, cfg:WBConfig|None=None, rs=(0.1, 0.0, 0.2, 0.5, 1.0), feats=None, device=None) -> dict:
     "Stage 2 for each relative MaxNorm radius `r`; returns the models and the r with the best validation mean per-class accuracy (ties: the first in `rs`)."
     cfg = cfg or WBConfig()
+    data, feats = _inputs_of(model, data, feats)
     feats = _feats_for('tune_radius', model, data, feats, device)
-    if isinstance(data, Features): data = None
     models = {r: wb_stage2(model, data, WBConfig(**{**asdict(cfg), 'r': r, 'radius': None}), feats, device) for r in rs}
     val = {r: feats_report(m, feats, 'valid')['mean_cls'] for r, m in models.items()}
     return dict(models=models, best_r=max(val, key=val.get), val=val)
