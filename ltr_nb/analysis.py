@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import matplotlib.pyplot as plt
 from .models import unwrap, get_classifier
 from fastcore.basics import store_attr
 from .heads import eval_mode, _device_of, compute_features
@@ -16,7 +17,8 @@ from .train import TrainedEpochCallback
 
 # %% auto #0
 __all__ = ['scatter_matrices', 'fdr', 'cone_stats', 'stage_features', 'cone_by_stage', 'nc_measures', 'model_nc',
-           'stratified_subset', 'AnalysisRecorder']
+           'stratified_subset', 'AnalysisRecorder', 'class_feature_norms', 'classifier_cosines', 'norm_settling',
+           'plot_cosine_heatmap', 'plot_acc_vs_size', 'plot_analysis_hist']
 
 # %% ../nbs/08_analysis.ipynb #81e245f6
 def _check_labels(feats, labels, min_per_class:int=1, what='the statistic'):
@@ -126,16 +128,71 @@ class AnalysisRecorder(TrainedEpochCallback):
         store_attr()
     def before_fit(self):
         if not hasattr(self.learn, 'analysis_hist'): self.learn.analysis_hist = []
-        if self.xy is not None: self.x, self.yy = self.xy; return
+        if self.xy is not None: self.sub_x, self.sub_y = self.xy; return
         dl = self.learn.dls.train
         if not isinstance(dl, DeviceLoader): raise ValueError("AnalysisRecorder without xy= needs the library's training loader (lt_dls); pass xy=(inputs, labels) otherwise")
         idx = stratified_subset(dl.y, self.per_class, self.seed).to(dl.x.device)
-        self.x, self.yy = dl.norm(dl.x[idx]), dl.y[idx].cpu()
+        self.sub_x, self.sub_y = dl.norm(dl.x[idx]), dl.y[idx].cpu()
     @torch.no_grad()
     def after_trained_epoch(self):
         if (self.learn.epoch + 1) % self.every: return
         m = self.learn.model
-        h = compute_features(m, self.x, bs=self.bs, device=self.x.device)   # already normalised: floats pass Normalize unchanged
+        h = compute_features(m, self.sub_x, bs=self.bs, device=self.sub_x.device)   # already normalised: floats pass Normalize unchanged
         w = get_classifier(m, linear=True).weight.detach().float().cpu()
-        self.learn.analysis_hist.append(dict(epoch=self.learn.epoch, fdr=fdr(h, self.yy), **{f'cone_{k}': v for k, v in cone_stats(h, self.yy).items()},
-                                             **nc_measures(h, self.yy, w), wnorm=w.norm(dim=1).numpy()))
+        self.learn.analysis_hist.append(dict(epoch=self.learn.epoch, fdr=fdr(h, self.sub_y), **{f'cone_{k}': v for k, v in cone_stats(h, self.sub_y).items()},
+                                             **nc_measures(h, self.sub_y, w), wnorm=w.norm(dim=1).numpy()))
+
+# %% ../nbs/08_analysis.ipynb #3165a6f4
+def class_feature_norms(feats, labels, n_cls:int|None=None) -> np.ndarray:
+    "Mean feature norm $\\frac1{n_c}\\sum_{i: y_i = c}\\lVert h_i\\rVert$ of every class (NaN for a class without samples)."
+    x = torch.as_tensor(feats).double(); y = torch.as_tensor(labels).long()
+    n_cls = n_cls or int(y.max()) + 1
+    s = torch.zeros(n_cls, dtype=torch.float64).index_add_(0, y, x.norm(dim=1)); n = torch.bincount(y, minlength=n_cls).double()
+    return (s / n).numpy()
+
+def classifier_cosines(model) -> np.ndarray:
+    "Pairwise cosine similarities of the rows of a model's linear classifier (or of a weight matrix) [K, K]."
+    W = model if isinstance(model, torch.Tensor) else get_classifier(model, linear=True).weight
+    W = F.normalize(W.detach().double().cpu(), dim=1)
+    return (W @ W.T).numpy()
+
+def norm_settling(wnorm_hist, tol:float=0.01) -> int|None:
+    "First epoch (1-based) from which every later epoch changes every class's weight norm by at most `tol` (relative); None if never."
+    h = np.asarray(wnorm_hist, dtype=np.float64)
+    if h.ndim != 2 or len(h) < 2: raise ValueError(f"wnorm_hist must hold at least two epochs of per-class norms; got shape {h.shape}")
+    if tol <= 0: raise ValueError(f"tol={tol} must be > 0")
+    ch = np.abs(np.diff(h, axis=0) / np.maximum(h[:-1], 1e-12)).max(1)    # largest relative change, epoch e -> e+1
+    bad = np.nonzero(ch > tol)[0]
+    if len(bad) == 0: return 1
+    return int(bad[-1]) + 2 if bad[-1] + 1 < len(ch) else None
+
+# %% ../nbs/08_analysis.ipynb #4bc8ab85
+def plot_cosine_heatmap(cos, ax=None, title:str|None=None, labels=None):
+    "Heatmap of a [K, K] cosine matrix (classifier rows or class means), classes in index order."
+    if ax is None: _, ax = plt.subplots(figsize=(3.6, 3.2))
+    c = np.asarray(cos); im = ax.imshow(c, cmap='RdBu_r', vmin=-1, vmax=1)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    k = len(c); ax.set_xticks(range(k)); ax.set_yticks(range(k))
+    if labels is not None: ax.set_xticklabels(labels, rotation=90, fontsize=6); ax.set_yticklabels(labels, fontsize=6)
+    ax.set_title(title or 'cosine of classifier rows')
+    return ax
+
+def plot_acc_vs_size(per_class, cls_counts, ax=None, title:str|None=None):
+    "Per-class accuracy against the class's training count (log scale); `per_class` a vector or {label: vector}."
+    if ax is None: _, ax = plt.subplots(figsize=(5, 3.2))
+    d = per_class if isinstance(per_class, dict) else {None: per_class}
+    for k, v in d.items(): ax.plot(cls_counts, v, 'o-', ms=4, lw=1, label=k)
+    ax.set_xscale('log'); ax.set_xlabel('training images of the class'); ax.set_ylabel('test accuracy')
+    if isinstance(per_class, dict): ax.legend(fontsize=7)
+    ax.set_title(title or 'accuracy per class against class size')
+    return ax
+
+def plot_analysis_hist(hists:dict, keys=('fdr', 'cone_diff', 'cone_same'), axs=None, titles=None):
+    "One panel per recorded measure over epochs, one line per run: `hists` = {run name: `learn.analysis_hist`}."
+    if axs is None: _, axs = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3))
+    axs = np.atleast_1d(axs)
+    for ax, k, t in zip(axs, keys, titles or keys):
+        for name, h in hists.items(): ax.plot([r['epoch'] + 1 for r in h], [r[k] for r in h], lw=1.3, label=name)
+        ax.set_xlabel('epoch'); ax.set_title(t)
+    axs[0].legend(fontsize=7)
+    return axs

@@ -18,7 +18,9 @@ from .sampling import sampler_for
 from .models import ARCHS
 from .metrics import results_table, plot_per_class_acc
 from .train import recipe, train_joint, plot_weight_norms, plot_norm_history, TrainedEpochCallback
-from .heads import decoupled_heads, HeadConfig, HEADS
+from .heads import decoupled_heads, HeadConfig, HEADS, cache_features, feats_report
+from .models import get_classifier
+from .onestage import LA_KINDS, LA_TAUS, tune_la, train_onestage
 from .wb import weight_balancing, WBConfig
 
 # %% auto #0
@@ -28,6 +30,15 @@ __all__ = ['main', 'run_job']
 def _parse_list(name, value, conv):
     try: return [conv(v) for v in str(value).split(',') if v.strip()]
     except ValueError: raise ValueError(f"{name}={value!r} must be a comma-separated list") from None
+
+def _ib_methods(name, value, valid, sampler_list, samplers, verb) -> list:
+    "The comma-separated methods `value` of option `name`, checked against `valid`; they act on the instance-balanced joint model."
+    items = _parse_list(name, value, str)
+    bad = [k for k in items if k not in valid]
+    if bad: raise ValueError(f"{name}={value!r}: {bad} unknown; choose from {list(valid)} (comma-separated) or '' for none")
+    if items and 'ib' not in sampler_list:
+        raise ValueError(f"{name}={value!r} {verb} the instance-balanced joint model: add ib to samplers={samplers!r}, or pass {name}=''")
+    return items
 
 def _sampler_name(s):
     try: return float(s)
@@ -77,6 +88,10 @@ def main(dataset:str='digits',        # dataset: digits, synthetic, mnist, fashi
          head_epochs:int=10,          # epochs of cRT / LWS (class-balanced, cached features)
          wb:bool_arg=True,            # add two-stage weight balancing (per seed) to the table
          wb_wd:float=5e-3,            # weight decay of WB's stage 1 (the paper's tuned value for CIFAR-LT)
+         la:str='mult',               # post-hoc logit adjustment of the instance-balanced joint model: mult, add (comma-separated) or '' for none
+         onestage:bool_arg=True,      # add Hasegawa & Sato's one-stage method (WD as a loss + feature regularisation + ETF, then LA) per seed
+         onestage_wd:float=5e-3,      # the one-stage method's weight decay (a loss term; the ETF is not decayed)
+         fr:float=0.01,               # the one-stage method's feature regularisation λ
          arch:str=None,               # model: resnet32, resnet34, smallcnn, mlp (default per dataset)
          epochs:int=None,             # epochs (default: the dataset's recipe)
          lr:float=None,               # peak learning rate (default: recipe)
@@ -100,20 +115,20 @@ def main(dataset:str='digits',        # dataset: digits, synthetic, mnist, fashi
     except (ValueError, FileNotFoundError) as e: sys.exit(f"ltr_nb: error: {e}")
 
 def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers, seeds, heads, head_epochs, wb, wb_wd, arch, epochs, lr, bs, wd,
-            wd_mode, schedule, many, few, data_root, download, out, device, channels_last=False, bf16=False, compile=False) -> None:
+            wd_mode, schedule, many, few, data_root, download, out, device, channels_last=False, bf16=False, compile=False,
+            la='mult', onestage=True, onestage_wd=5e-3, fr=0.01) -> None:
     "The main job behind `main` (same arguments; raises instead of exiting)."
     # --- check everything before training or writing
     sampler_list = _parse_list('samplers', samplers, _sampler_name); seed_list = _parse_list('seeds', seeds, int)
     if not sampler_list: raise ValueError("samplers='' names no sampler; e.g. --samplers ib,cb")
     if not seed_list: raise ValueError("seeds='' names no seed; e.g. --seeds 0")
     for s in sampler_list: sampler_for(s, torch.arange(2))  # names and q checked before anything else
-    head_list = _parse_list('heads', heads, str)
-    bad = [h for h in head_list if h not in HEADS]
-    if bad: raise ValueError(f"heads={heads!r}: {bad} unknown; choose from {list(HEADS)} (comma-separated) or '' for none")
-    if head_list and 'ib' not in sampler_list:
-        raise ValueError(f"heads={heads!r} are applied to the instance-balanced joint model: add ib to samplers={samplers!r}, or pass heads=''")
+    head_list = _ib_methods('heads', heads, HEADS, sampler_list, samplers, 'are applied to')
+    la_list = _ib_methods('la', la, LA_KINDS, sampler_list, samplers, 'adjusts')
     if head_epochs < 1: raise ValueError(f"head_epochs={head_epochs} must be >= 1")
     if wb_wd < 0: raise ValueError(f"wb_wd={wb_wd} must be >= 0")
+    if onestage_wd < 0: raise ValueError(f"onestage_wd={onestage_wd} must be >= 0")
+    if fr < 0: raise ValueError(f"fr={fr} must be >= 0")
     if arch is not None and arch not in ARCHS: raise ValueError(f"arch={arch!r} is unknown; choose one of {list(ARCHS)}")
     data = lt_dataset(dataset, imb_factor, profile, n_max, val_per_class, select, 0, data_root, download)
     cfgs = recipe(dataset, epochs=epochs, lr=lr, bs=bs, wd=wd, wd_mode=wd_mode, schedule=schedule, arch=arch, many=many, few=few,
@@ -123,7 +138,7 @@ def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers
     print(f"{data}\nrecipe: {cfgs}\n{len(sampler_list)} sampler(s) x {len(seed_list)} seed(s) on {dev}", flush=True)
     # --- train
     t0, runs, state = time.time(), {}, dict(done=0)
-    pbar = progress_bar(range((len(sampler_list) + bool(wb)) * len(seed_list) * cfgs.epochs)); pbar.update(0)
+    pbar = progress_bar(range((len(sampler_list) + bool(wb) + bool(onestage)) * len(seed_list) * cfgs.epochs)); pbar.update(0)
     for s in sampler_list:
         name = f'joint / {s}'
         for seed in seed_list:
@@ -137,6 +152,13 @@ def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers
                     fc = r.pop('model').get_classifier(); r.pop('sweep', None)
                     w = [fc.weight.detach().norm(dim=1).cpu().tolist()] if isinstance(fc, torch.nn.Linear) else []
                     runs.setdefault(f'ib + {HEADS[h]}', []).append(dict(method=h, sampler='ib', seed=seed, wnorm_hist=w, **r))
+            if s == 'ib':
+                for kind in la_list:
+                    feats = cache_features(learn.model, data, device=dev)
+                    t = tune_la(learn.model, feats=feats, kind=kind, taus=LA_TAUS, many=many, few=few)
+                    runs.setdefault(f'ib + LA ({kind})', []).append(dict(method=f'la_{kind}', sampler='ib', seed=seed, tau=t['tau'],
+                        test=feats_report(t['model'], feats, 'test', many, few), valid=feats_report(t['model'], feats, 'valid', many, few),
+                        wnorm_hist=[get_classifier(t['model']).weight.detach().norm(dim=1).cpu().tolist()]))
     if wb:
         for seed in seed_list:
             cfg1 = recipe(dataset, **{**cfgs.__dict__, 'sampler': 'ib', 'seed': seed, 'wd': wb_wd})
@@ -145,6 +167,14 @@ def run_job(dataset, imb_factor, profile, n_max, val_per_class, select, samplers
             runs.setdefault(f'WB stage 1 (ib, wd {wb_wd:g})', []).append(r1)
             runs.setdefault('WB (CB + WD + MaxNorm)', []).append(dict(method='wb', seed=seed, test=r['test'], valid=r['valid'],
                                                                     wnorm_hist=[r['wnorm_hist'][-1].tolist()], config=WBConfig(seed=seed).__dict__))
+    if onestage:
+        for seed in seed_list:
+            cfg = recipe(dataset, **{**cfgs.__dict__, 'sampler': 'ib', 'seed': seed})
+            _, r = train_onestage(data, cfg, onestage_wd, fr, 'mult', LA_TAUS, quiet=True, device=dev,
+                                  cbs=[_EpochProgress(pbar, state, f'one-stage seed {seed}')])
+            del r['env'], r['data']; la_r = r.pop('la')
+            runs.setdefault('one-stage (WD + FR + ETF)', []).append(r)
+            runs.setdefault('one-stage + LA (mult)', []).append(dict(method='onestage_la', seed=seed, tau=la_r['tau'], test=la_r['test'], valid=la_r['valid']))
     print()
     table = results_table({k: [r['test'] for r in v] for k, v in runs.items()}, data.cls_counts, many, few)
     # --- write

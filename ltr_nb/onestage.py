@@ -10,12 +10,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastai.callback.core import Callback
-from .models import as_view, get_classifier, rewrap
+from .models import as_view, get_classifier, rewrap, unwrap
 from .metrics import lt_report
+from dataclasses import asdict, replace
+from fastai.torch_core import set_seed
+from .core import env_info
+from .data import LTData
+from .heads import Features, _feats_for, _with_head, predict_features, feats_report
+from .train import TrainConfig, default_model, lt_learner, fit_lt, evaluate
 
 # %% auto #0
-__all__ = ['LA_KINDS', 'simplex_etf', 'ETFLinear', 'with_etf', 'WeightDecayLoss', 'FeatureReg', 'class_priors', 'logit_adjust',
-           'la_sweep', 'LogitAdjustedLoss']
+__all__ = ['LA_KINDS', 'LA_TAUS', 'simplex_etf', 'ETFLinear', 'with_etf', 'WeightDecayLoss', 'FeatureReg', 'class_priors',
+           'logit_adjust', 'la_sweep', 'LogitAdjustedLoss', 'la_linear', 'logit_adjusted', 'tune_la',
+           'onestage_learner', 'train_onestage']
 
 # %% ../nbs/08a_onestage.ipynb #8581b86d
 def simplex_etf(n_cls:int, dim:int, seed:int=0) -> torch.Tensor:
@@ -69,6 +76,7 @@ class FeatureReg(Callback):
 
 # %% ../nbs/08a_onestage.ipynb #d93e8f5e
 LA_KINDS = ('mult', 'add')
+LA_TAUS = tuple(np.round(np.linspace(0, 3, 31), 3).tolist())    # the τ grid of the library's LA sweeps (the paper's τ: 0.65 / 1.6)
 
 def class_priors(cls_counts) -> torch.Tensor:
     "Training class priors $\\pi_c = n_c / N$."
@@ -91,7 +99,7 @@ def logit_adjust(logits, priors, tau:float=1.0, kind:str='mult') -> torch.Tensor
 
 def la_sweep(logits, targets, cls_counts, taus=None, kind:str='mult', many:int=100, few:int=20) -> dict:
     "Reports of logit adjustment for each τ (choose on validation logits); best τ by mean per-class accuracy; plot with `plot_tau_sweep`."
-    taus = np.round(np.linspace(0, 2, 21), 3) if taus is None else np.asarray(taus, dtype=float)
+    taus = np.asarray(LA_TAUS if taus is None else taus, dtype=float)
     pri = class_priors(cls_counts)
     reps = [lt_report(logit_adjust(logits, pri, t, kind), targets, cls_counts, many, few) for t in taus]
     best = int(np.argmax([r['mean_cls'] for r in reps]))
@@ -104,3 +112,65 @@ class LogitAdjustedLoss(nn.Module):
         if tau < 0: raise ValueError(f"tau={tau} must be >= 0")
         self.register_buffer('shift', tau * class_priors(cls_counts).log().float())
     def forward(self, logits, y): return F.cross_entropy(logits + self.shift.to(logits.device), y)
+
+# %% ../nbs/08a_onestage.ipynb #be3b4b20
+def la_linear(fc:nn.Linear, priors, tau:float=1.0, kind:str='mult') -> nn.Linear:
+    "A new `nn.Linear` whose logits are those of `fc` logit-adjusted: rows and bias times $\\pi_c^{-\\tau}$ ('mult') or bias $- \\tau\\log\\pi_c$ ('add')."
+    if not isinstance(fc, nn.Linear): raise ValueError(f"fc is {type(fc).__name__}, not nn.Linear; logit adjustment as a classifier needs a linear one")
+    if kind not in LA_KINDS: raise ValueError(f"kind={kind!r} is not valid; choose one of {LA_KINDS}")
+    if tau < 0: raise ValueError(f"tau={tau} must be >= 0 (0: no adjustment)")
+    p = _check_priors(priors, fc.out_features).to(fc.weight.device)
+    new = nn.Linear(fc.in_features, fc.out_features).to(fc.weight.device)
+    with torch.no_grad():
+        w = fc.weight.detach(); b = fc.bias.detach() if fc.bias is not None else torch.zeros(fc.out_features, device=w.device)
+        if kind == 'mult': s = p.pow(-tau).to(w.dtype); new.weight.copy_(w * s[:, None]); new.bias.copy_(b * s)
+        else: new.weight.copy_(w); new.bias.copy_(b - tau * p.log().to(w.dtype))
+    return new
+
+def logit_adjusted(model, cls_counts, tau:float=1.0, kind:str='mult'):
+    "A copy of `model` (module, view or `Learner`) whose linear classifier is logit-adjusted with the priors of `cls_counts`."
+    return _with_head(model, la_linear(get_classifier(model, linear=True), class_priors(cls_counts), tau, kind))
+
+def tune_la(model, data=None, feats:Features|None=None, kind:str='mult', taus=None, many:int=100, few:int=20, device=None) -> dict:
+    "τ of a post-hoc logit adjustment chosen on the validation split: `dict(model, tau, sweep)` (sweep on validation; plot with `plot_tau_sweep`)."
+    f = _feats_for('tune_la', model, data, feats, device)
+    if len(f.y_valid) == 0: raise ValueError("the validation split is empty: τ must be chosen on held-out data; give data a validation split")
+    fc = get_classifier(model, linear=True)
+    sw = la_sweep(predict_features(fc, f.valid), f.y_valid, f.cls_counts, taus, kind, many, few)
+    return dict(model=logit_adjusted(model, f.cls_counts, sw['best_tau'], kind), tau=sw['best_tau'], sweep=sw)
+
+# %% ../nbs/08a_onestage.ipynb #24e9c60c
+def _module_name(model, mod) -> str:
+    return next(n for n, m in unwrap(model).named_modules() if m is mod)
+
+def onestage_learner(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:float=0.01, model:nn.Module|None=None,
+                     etf_seed:int|None=None, path='.', cbs=None, quiet:bool=False, device=None):
+    "`lt_learner` for the one-stage method: a simplex-ETF classifier, weight decay `wd` as a loss term on every other parameter, feature regularisation `fr`."
+    cfg = cfg or TrainConfig()
+    if wd < 0: raise ValueError(f"wd={wd} must be >= 0")
+    if fr < 0: raise ValueError(f"fr={fr} must be >= 0")
+    set_seed(cfg.seed, reproducible=True)
+    model = with_etf(model if model is not None else default_model(data, cfg.arch), seed=cfg.seed if etf_seed is None else etf_seed)
+    fc_name = _module_name(model, get_classifier(model))
+    cfg0 = replace(cfg, wd=0.)                 # the decay is the loss term, not the optimizer's
+    learn = lt_learner(data, cfg0, model=model, path=path, quiet=quiet, device=device,
+                       cbs=[WeightDecayLoss(wd, exclude=(fc_name,)), FeatureReg(fr)] + list(cbs or []))
+    learn.onestage = dict(wd_loss=wd, fr=fr, excluded=fc_name)
+    return learn
+
+def train_onestage(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:float=0.01, la_kind:str='mult', taus=None,
+                   path='.', quiet:bool=False, device=None, ckpt:str|None=None, resume:bool=False, cbs=None) -> tuple:
+    "Train the one-stage method and adjust its logits post hoc: `(learn, result)` with test/valid reports before and after LA, τ, config, environment."
+    if la_kind not in LA_KINDS: raise ValueError(f"la_kind={la_kind!r} is not valid; choose one of {LA_KINDS}")
+    cfg = cfg or TrainConfig()
+    learn = fit_lt(onestage_learner(data, cfg, wd, fr, path=path, quiet=quiet, device=device, cbs=cbs), resume=resume, ckpt=ckpt)
+    m = learn.model.eval()
+    la = tune_la(m, data, kind=la_kind, taus=LA_TAUS if taus is None else taus,
+                 many=cfg.many, few=cfg.few, device=device)
+    f = _feats_for('train_onestage', m, data, None, device)
+    res = dict(method='onestage', sampler=str(cfg.sampler), seed=cfg.seed, test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'),
+               la=dict(kind=la_kind, tau=la['tau'], test=feats_report(la['model'], f, 'test', cfg.many, cfg.few),
+                       valid=feats_report(la['model'], f, 'valid', cfg.many, cfg.few)),
+               wnorm_hist=[w.tolist() for w in learn.wnorm_hist], config=dict(asdict(learn.lt_cfg), **learn.onestage),
+               data=data.info, env=env_info(seed=cfg.seed))
+    return learn, res

@@ -29,8 +29,8 @@ from .models import create_model, get_classifier, DEFAULT_ARCH
 
 # %% auto #0
 __all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'Checkpoint',
-           'load_checkpoint', 'Autocast', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history',
-           'train_joint']
+           'load_checkpoint', 'BestValid', 'Autocast', 'default_model', 'lt_learner', 'fit_lt', 'evaluate',
+           'plot_weight_norms', 'plot_norm_history', 'train_joint']
 
 # %% ../nbs/06_train.ipynb #3b79332b
 @dataclass
@@ -101,15 +101,18 @@ class ClassAccRecorder(TrainedEpochCallback):
             self.learn.cls_acc_hist.append(per_class_accuracy(torch.cat(self.preds), torch.cat(self.targs), n).numpy())
 
 # %% ../nbs/06_train.ipynb #f516264f
+def _hists(learn) -> dict:
+    "The recorders' histories of `learn`: every attribute whose name ends in `_hist`."
+    return {k: v for k, v in vars(learn).items() if k.endswith('_hist')}
+
 class Checkpoint(TrainedEpochCallback):
-    "After every trained epoch, save model + optimizer + histories to `learn.path/models/{fname}.pth`."
+    "After every trained epoch, save model + optimizer + every recorder history (`learn.*_hist`) to `learn.path/models/{fname}.pth`."
     order = 70
     def __init__(self, fname:str='ckpt'): store_attr()
     def after_trained_epoch(self):
         p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
         state = dict(model=self.learn.model.state_dict(), opt=self.learn.opt.state_dict(), epoch=self.learn.epoch,
-                     n_epoch=self.learn.n_epoch, wnorm_hist=getattr(self.learn, 'wnorm_hist', []),
-                     cls_acc_hist=getattr(self.learn, 'cls_acc_hist', []))
+                     n_epoch=self.learn.n_epoch, hists=_hists(self.learn), best=getattr(self.learn, 'valid_best', None))
         tmp = p/f'{self.fname}.pth.tmp'; torch.save(state, tmp); tmp.replace(p/f'{self.fname}.pth')
 
 def load_checkpoint(learn:Learner, fname:str='ckpt') -> int:
@@ -120,8 +123,22 @@ def load_checkpoint(learn:Learner, fname:str='ckpt') -> int:
     learn.model.load_state_dict(s['model'])
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(s['opt'])
-    learn.wnorm_hist, learn.cls_acc_hist = list(s['wnorm_hist']), list(s['cls_acc_hist'])
+    for k, v in s['hists'].items(): setattr(learn, k, list(v))
+    if s.get('best') is not None: learn.valid_best = s['best']
     return s['epoch'] + 1
+
+# %% ../nbs/06_train.ipynb #086f0550
+class BestValid(TrainedEpochCallback):
+    "Save the model of the epoch with the best validation mean per-class accuracy to `learn.path/models/{fname}.pth`; `learn.valid_best` = (score, epoch)."
+    order = 65
+    def __init__(self, fname:str='best'): store_attr()
+    def after_trained_epoch(self):
+        if not getattr(self.learn, 'cls_acc_hist', None): raise RuntimeError("BestValid needs ClassAccRecorder (lt_learner adds it) and a validation split")
+        score = float(np.mean(self.learn.cls_acc_hist[-1])); best = getattr(self.learn, 'valid_best', None)
+        if best is None or score > best[0]:
+            p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
+            tmp = p/f'{self.fname}.pth.tmp'; torch.save(self.learn.model.state_dict(), tmp); tmp.replace(p/f'{self.fname}.pth')
+            self.learn.valid_best = (score, self.learn.epoch)
 
 # %% ../nbs/06_train.ipynb #9f83f8f7
 class Autocast(Callback):
@@ -133,14 +150,17 @@ class Autocast(Callback):
     def after_loss(self): self.ctx.__exit__(None, None, None)
 
 # %% ../nbs/06_train.ipynb #7b4f1dcc
+def default_model(data:LTData, arch:str|None=None) -> nn.Module:
+    "The library's model for `data`: `arch`, or the dataset's default (see `DEFAULT_ARCH`), sized to its inputs and classes."
+    x = data.x_train
+    return create_model(arch or DEFAULT_ARCH.get(data.name, 'resnet32'), data.n_cls,
+                        in_ch=x.shape[1] if x.ndim == 4 else 1, in_features=int(np.prod(x.shape[1:])))
+
 def lt_learner(data:LTData, cfg:TrainConfig=None, model:nn.Module|None=None, path='.', cbs=None, quiet:bool=False, device=None) -> Learner:
     "A fastai `Learner` for joint training of `data` with `cfg` (loaders, SGD, weight decay, metrics, recorders)."
     cfg = cfg or TrainConfig()
     set_seed(cfg.seed, reproducible=True)
-    if model is None:
-        x = data.x_train
-        model = create_model(cfg.arch or DEFAULT_ARCH.get(data.name, 'resnet32'), data.n_cls,
-                             in_ch=x.shape[1] if x.ndim == 4 else 1, in_features=int(np.prod(x.shape[1:])))
+    if model is None: model = default_model(data, cfg.arch)
     get_classifier(model)
     dls = lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
     extra = [SetEpoch(), WeightNormRecorder(), ClassAccRecorder()] + ([ProgressiveSampling()] if dls.progressive else [])
