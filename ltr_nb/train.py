@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #f16e3190
 from __future__ import annotations
-import json, math
+import ctypes, ctypes.util, json, math
 from dataclasses import dataclass, asdict, field
 from functools import partial
 from pathlib import Path
@@ -29,8 +29,8 @@ from .models import create_model, get_classifier, DEFAULT_ARCH
 
 # %% auto #0
 __all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'Checkpoint',
-           'load_checkpoint', 'BestValid', 'Autocast', 'default_model', 'lt_learner', 'fit_lt', 'evaluate',
-           'plot_weight_norms', 'plot_norm_history', 'train_joint']
+           'load_checkpoint', 'BestValid', 'Autocast', 'release_memory', 'ReleaseMemory', 'default_model', 'lt_learner',
+           'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history', 'train_joint']
 
 # %% ../nbs/06_train.ipynb #3b79332b
 @dataclass
@@ -149,6 +149,17 @@ class Autocast(Callback):
         self.ctx.__enter__()
     def after_loss(self): self.ctx.__exit__(None, None, None)
 
+# %% ../nbs/06_train.ipynb #829395c6
+def release_memory() -> bool:
+    "Hand the memory the C allocator holds free back to the system (glibc's `malloc_trim`); False where that is not available."
+    try: ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim(0); return True
+    except (OSError, AttributeError, TypeError): return False
+
+class ReleaseMemory(Callback):
+    "After every epoch, `release_memory()`: keeps a long CPU fit's resident memory flat (see above)."
+    order = 99
+    def after_epoch(self): release_memory()
+
 # %% ../nbs/06_train.ipynb #7b4f1dcc
 def default_model(data:LTData, arch:str|None=None) -> nn.Module:
     "The library's model for `data`: `arch`, or the dataset's default (see `DEFAULT_ARCH`), sized to its inputs and classes."
@@ -163,7 +174,7 @@ def lt_learner(data:LTData, cfg:TrainConfig=None, model:nn.Module|None=None, pat
     if model is None: model = default_model(data, cfg.arch)
     get_classifier(model)
     dls = lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
-    extra = [SetEpoch(), WeightNormRecorder(), ClassAccRecorder()] + ([ProgressiveSampling()] if dls.progressive else [])
+    extra = [SetEpoch(), WeightNormRecorder(), ClassAccRecorder(), ReleaseMemory()] + ([ProgressiveSampling()] if dls.progressive else [])
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), lr=cfg.lr, wd=cfg.wd, wd_bn_bias=cfg.wd_bn_bias,
                     opt_func=partial(SGD, mom=cfg.momentum, decouple_wd=cfg.wd_mode == 'decoupled'),
                     metrics=lt_metrics(data.cls_counts, cfg.many, cfg.few), cbs=extra + list(cbs or []), path=path)
