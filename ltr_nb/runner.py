@@ -330,12 +330,13 @@ def _ms(c, n:int):
 
 def summary_table(summary:dict, n_seeds:bool=True) -> str:
     "Markdown: one row per experiment, Many / Medium / Few / All (%) as mean ± std over seeds (the mean alone for one seed), the paper's All beside, diverged rows marked."
-    lines = ['| experiment | method | seeds | Many | Medium | Few | All | paper All |', '|---|---|---|---:|---:|---:|---:|---:|']
+    pap = any(s['paper'] for s in summary.values())      # the paper column only where a paper number exists
+    lines = ['| experiment | method | seeds | Many | Medium | Few | All |' + (' paper All |' if pap else ''), '|---|---|---|---:|---:|---:|---:|' + ('---:|' if pap else '')]
     for name, s in summary.items():
-        p = s['paper'] or {}; pa = f"{p['All']:.1f}" if 'All' in p else ''
+        p = s['paper'] or {}; pa = (f" {p['All']:.1f} |" if 'All' in p else '  |') if pap else ''
         if s['status'] != 'done':
-            lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | **diverged** | | | | {pa} |"); continue
-        t = s['test']; lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | " + ' | '.join(_ms(t[k], len(s['seeds'])) for k in ('many', 'medium', 'few', 'all')) + f" | {pa} |")
+            lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | **diverged** | | | |{pa}"); continue
+        t = s['test']; lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | " + ' | '.join(_ms(t[k], len(s['seeds'])) for k in ('many', 'medium', 'few', 'all')) + f" |{pa}")
     return '\n'.join(lines)
 
 # %% ../nbs/09_runner.ipynb #4eb98195

@@ -21,7 +21,7 @@ and noise inputs, NC), and stage 2 read as a logit adjustment; then the table ov
     .venv/bin/python scripts/study_why_wb.py --seeds 0 1 2 --post            # when they are done (about 2 minutes)
 
 About 14 s per epoch and worker on this 2-core machine (1 thread each): 100 epochs ≈ 25 minutes per run.
-Records go to results/why-wb-fmnist-lt/ (`--out`); the tutorial nbs/tutorials/08_why_weight_balancing.ipynb reads them.
+Records go to results/why-wb-fmnist-lt/ (`--out`); the tutorial nbs/tutorials/05_why_weight_balancing.ipynb reads them.
 """
 import argparse, json, math, sys, time
 from dataclasses import asdict
