@@ -81,7 +81,7 @@ def register_method(name:str, method:Method) -> Method:
 # %% ../nbs/09_runner.ipynb #4c5fb13e
 def _head_post(h):
     def post(model, data, exp, o, seed, dev):
-        r = decoupled_heads(model, data, [h], HeadConfig(epochs=o['head_epochs'], seed=seed), many=exp.many, few=exp.few, device=dev)[h]
+        r = decoupled_heads(model, data, [h], HeadConfig(epochs=o.get('head_epochs', 10), seed=seed), many=exp.many, few=exp.few, device=dev)[h]
         return dict(test=r['test'], valid=r['valid'], **({'tau': r['tau']} if 'tau' in r else {}), model=r['model'])
     return post
 
@@ -99,7 +99,8 @@ def _wb_post(model, data, exp, o, seed, dev):
 register_method('joint', Method('joint / {sampler}', dict(sampler='ib'), train_opts=lambda o: dict(sampler=o['sampler']),
                                 about='joint training with a sampler: ib, sqrt, cb, pb or an exponent q (Kang et al.)'))
 for _h, _l in HEADS.items():
-    register_method(_h, Method(f'ib + {_l}', dict(head_epochs=10), post=_head_post(_h), about=f'{_l} on the instance-balanced joint model (Kang et al.)'))
+    register_method(_h, Method(f'ib + {_l}', dict(head_epochs=10), post=_head_post(_h),     # (NCM and τ-norm train nothing: epochs unused)
+                               about=f'{_l} on the instance-balanced joint model (Kang et al.)'))
 register_method('la', Method('ib + LA ({kind})', dict(kind='mult'), post=_la_post,
                              about='post-hoc logit adjustment of the instance-balanced joint model, τ chosen on validation'))
 register_method('wb', Method('WB (CB + WD + MaxNorm)', dict(wd=5e-3), train_opts=lambda o: dict(sampler='ib', wd=o['wd']), post=_wb_post,
@@ -310,7 +311,8 @@ def epochs_done(spec:dict, root:Path) -> int:
 
 # %% ../nbs/09_runner.ipynb #069eb6b3
 def _row(reps:list[dict]) -> dict:
-    return {k: dict(mean=float(np.mean([r[k] for r in reps])), std=float(np.std([r[k] for r in reps]))) if all(r[k] is not None for r in reps) else None
+    ok = lambda v: v is not None and math.isfinite(v)          # an empty group (no class in it) has no accuracy
+    return {k: dict(mean=float(np.mean([r[k] for r in reps])), std=float(np.std([r[k] for r in reps]))) if all(ok(r[k]) for r in reps) else None
             for k in ('many', 'medium', 'few', 'all', 'mean_cls')}
 
 def summarize(exps:list[Experiment], results:dict) -> dict:
@@ -491,6 +493,14 @@ def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=No
 
 # %% ../nbs/09_runner.ipynb #3118047c
 _CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
+_HELP = dict(dataset=f"one of {', '.join(DATASETS)}", imb_factor='n_max / n_min (default: 10 for digits, 100 otherwise)',
+             profile='class-count profile: exp or step', n_max='images of the largest class (default: all the pool allows)',
+             val_per_class='validation images per class held out of training (>= 1)', select='LT subset: first (file order) or random',
+             arch=f"model: {', '.join(ARCHS)} (default: per dataset)", epochs='training epochs (default: the dataset recipe)',
+             lr='peak learning rate', bs='batch size', wd='weight decay (a method may set its own: wb, onestage)',
+             wd_mode='coupled (L2, as the references) or decoupled', schedule='cos (to 0) or one_cycle',
+             many='Many: more than this many training images', few='Few: fewer than this many',
+             channels_last='channels_last memory format', bf16='bfloat16 autocast', compile='torch.compile the model')
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ltr_nb', description="Run a suite of long-tailed recognition experiments (or some of them) and print the "
@@ -511,8 +521,8 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group('experiment fields (override the suite)')
     for f in _CLI_FIELDS:
         t = {'bool': None, 'int': int, 'float': float, 'str': str}[str(f.type).split('|')[0].strip()]
-        if t is None: g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None)
-        else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None)
+        if t is None: g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_HELP[f.name])
+        else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None, help=_HELP[f.name])
     return p
 
 def _typed(name, t):
