@@ -165,9 +165,8 @@ def train_onestage(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:flo
     cfg = cfg or TrainConfig()
     learn = fit_lt(onestage_learner(data, cfg, wd, fr, path=path, quiet=quiet, device=device, cbs=cbs), resume=resume, ckpt=ckpt)
     m = learn.model.eval()
-    la = tune_la(m, data, kind=la_kind, taus=LA_TAUS if taus is None else taus,
-                 many=cfg.many, few=cfg.few, device=device)
-    f = _feats_for('train_onestage', m, data, None, device)
+    f = _feats_for('train_onestage', m, data, None, device)      # once: τ is tuned and the reports computed on the same features
+    la = tune_la(m, feats=f, kind=la_kind, taus=LA_TAUS if taus is None else taus, many=cfg.many, few=cfg.few)
     res = dict(method='onestage', sampler=str(cfg.sampler), seed=cfg.seed, test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'),
                la=dict(kind=la_kind, tau=la['tau'], test=feats_report(la['model'], f, 'test', cfg.many, cfg.few),
                        valid=feats_report(la['model'], f, 'valid', cfg.many, cfg.few)),

@@ -10,20 +10,17 @@ from pathlib import Path
 from typing import Callable
 import numpy as np
 import torch
-import matplotlib
 import matplotlib.pyplot as plt
-from fastai.learner import Learner
 from fastprogress.fastprogress import progress_bar
 import ltr_nb
 from .core import env_info
 from .data import lt_dataset, DATASETS, LTData
 from .sampling import sampler_for
 from .models import ARCHS, get_classifier
-from .metrics import results_table, plot_per_class_acc, lt_report
-from .train import (recipe, lt_learner, fit_lt, evaluate, default_model, plot_weight_norms, TrainedEpochCallback,
-                          TrainConfig)
+from .metrics import plot_per_class_acc
+from .train import recipe, lt_learner, fit_lt, evaluate, plot_weight_norms, TrainedEpochCallback, TrainConfig, save_atomic
 from .heads import decoupled_heads, HeadConfig, HEADS, cache_features, feats_report
-from .onestage import LA_KINDS, LA_TAUS, tune_la, onestage_learner, with_etf
+from .onestage import LA_KINDS, LA_TAUS, tune_la, onestage_learner
 from .wb import wb_stage2, WBConfig
 
 # %% auto #0
@@ -86,8 +83,8 @@ def _head_post(h):
     return post
 
 def _la_post(model, data, exp, o, seed, dev):
-    t = tune_la(model, data, kind=o['kind'], taus=LA_TAUS, many=exp.many, few=exp.few, device=dev)
-    f = cache_features(model, data, device=dev)
+    f = cache_features(model, data, device=dev)          # once: τ is tuned and the reports computed on the same features
+    t = tune_la(model, feats=f, kind=o['kind'], taus=LA_TAUS, many=exp.many, few=exp.few)
     return dict(test=feats_report(t['model'], f, 'test', exp.many, exp.few), valid=feats_report(t['model'], f, 'valid', exp.many, exp.few),
                 tau=t['tau'], model=t['model'])
 
@@ -270,7 +267,7 @@ def train_run(spec:dict, data:LTData, root:Path, dev, state=None, label:str='run
                resumed=resume, seconds_this_process=round(time.time() - t0, 1), wnorm_hist=getattr(learn, 'wnorm_hist', []),
                valid_cls_acc_hist=getattr(learn, 'cls_acc_hist', []), env=env_info(seed=spec['config']['seed']))
     if status == 'done':
-        tmp = d/'models'/'final.pth.tmp'; torch.save(learn.model.state_dict(), tmp); tmp.replace(d/'models'/'final.pth')
+        save_atomic(learn.model.state_dict(), d/'models'/'final.pth')
     write_json(rec_f, rec)
     ck.unlink(missing_ok=True)
     return (learn if status == 'done' else None), rec
@@ -381,9 +378,9 @@ def _load_data(e, cache, data_root, download):
         raise ValueError(f"dataset={e.dataset!r}: its files under data_root={str(data_root or os.environ.get('LTR_NB_DATA'))!r} "
                          f"cannot be read ({type(err).__name__}: {err}); re-copy or re-download them") from None
 
-_OWN = ('manifest.json', 'results.json', 'table.md', 'runs', 'results')
-
-def _comparable(e:Experiment) -> dict: return {k: v for k, v in asdict(e).items() if k not in ('seeds', 'label', 'paper')}
+def _comparable(e:dict) -> dict:
+    "An experiment's fields (as a dict) that decide its results: all but seeds, label and the paper's numbers."
+    return {k: v for k, v in e.items() if k not in ('seeds', 'label', 'paper')}
 
 def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=True) -> str:
     "Refuse an output folder that cannot hold this job's results (a file, unwritable, foreign or different results); 'new', 'resume' or 'fresh'."
@@ -394,7 +391,7 @@ def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=Tru
         if not man.is_file(): raise ValueError(f"out={str(out)!r} is a non-empty folder that ltr_nb did not write; choose a new or empty folder (--fresh deletes only folders ltr_nb wrote)")
         if not fresh:
             old = {x['name']: x for x in json.loads(man.read_text())['experiments']}
-            diff = [e.name for e in exps if e.name in old and {k: v for k, v in old[e.name].items() if k not in ('seeds', 'label', 'paper')} != _comparable(e)]
+            diff = [e.name for e in exps if e.name in old and _comparable(old[e.name]) != _comparable(asdict(e))]
             if diff: raise ValueError(f"out={str(out)!r} holds results of experiments {diff} with another configuration; pass --fresh to delete them, or choose another --out")
             how = 'resume'
         else: how = 'fresh'

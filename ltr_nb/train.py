@@ -28,9 +28,9 @@ from .metrics import lt_metrics, lt_report, per_class_accuracy, plot_per_class_a
 from .models import create_model, get_classifier, DEFAULT_ARCH
 
 # %% auto #0
-__all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'Checkpoint',
-           'load_checkpoint', 'BestValid', 'Autocast', 'release_memory', 'ReleaseMemory', 'default_model', 'lt_learner',
-           'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history', 'train_joint']
+__all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'save_atomic',
+           'Checkpoint', 'load_checkpoint', 'BestValid', 'Autocast', 'release_memory', 'ReleaseMemory', 'default_model',
+           'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history', 'train_joint']
 
 # %% ../nbs/06_train.ipynb #3b79332b
 @dataclass
@@ -101,6 +101,10 @@ class ClassAccRecorder(TrainedEpochCallback):
             self.learn.cls_acc_hist.append(per_class_accuracy(torch.cat(self.preds), torch.cat(self.targs), n).numpy())
 
 # %% ../nbs/06_train.ipynb #f516264f
+def save_atomic(obj, path):
+    "`torch.save` to a temporary file, then rename: a crash never leaves a half-written `path`."
+    path = Path(path); tmp = path.with_name(path.name + '.tmp'); torch.save(obj, tmp); tmp.replace(path)
+
 def _hists(learn) -> dict:
     "The recorders' histories of `learn`: every attribute whose name ends in `_hist`."
     return {k: v for k, v in vars(learn).items() if k.endswith('_hist')}
@@ -113,7 +117,7 @@ class Checkpoint(TrainedEpochCallback):
         p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
         state = dict(model=self.learn.model.state_dict(), opt=self.learn.opt.state_dict(), epoch=self.learn.epoch,
                      n_epoch=self.learn.n_epoch, hists=_hists(self.learn), best=getattr(self.learn, 'valid_best', None))
-        tmp = p/f'{self.fname}.pth.tmp'; torch.save(state, tmp); tmp.replace(p/f'{self.fname}.pth')
+        save_atomic(state, p/f'{self.fname}.pth')
 
 def load_checkpoint(learn:Learner, fname:str='ckpt') -> int:
     "Load a `Checkpoint` into `learn` (model, optimizer, histories); returns the next epoch to train."
@@ -137,7 +141,7 @@ class BestValid(TrainedEpochCallback):
         score = float(np.mean(self.learn.cls_acc_hist[-1])); best = getattr(self.learn, 'valid_best', None)
         if best is None or score > best[0]:
             p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
-            tmp = p/f'{self.fname}.pth.tmp'; torch.save(self.learn.model.state_dict(), tmp); tmp.replace(p/f'{self.fname}.pth')
+            save_atomic(self.learn.model.state_dict(), p/f'{self.fname}.pth')
             self.learn.valid_best = (score, self.learn.epoch)
 
 # %% ../nbs/06_train.ipynb #9f83f8f7

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import ltr_nb  # noqa: F401  (torchvision guard)
-from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 from ltr_nb.core import env_info
 from ltr_nb.data import lt_dataset
@@ -38,6 +37,7 @@ from ltr_nb.models import get_classifier, DEFAULT_ARCH
 from ltr_nb.heads import cache_features, feats_report, predict_features, decoupled_heads
 from ltr_nb.wb import WBConfig, wb_stage2
 from ltr_nb.onestage import with_etf, onestage_learner, class_priors, logit_adjust, tune_la, LA_TAUS
+from ltr_nb.runner import write_json
 from ltr_nb.analysis import AnalysisRecorder, fdr, cone_stats, cone_by_stage, nc_measures, stratified_subset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,19 +63,6 @@ class EpochLog(TrainedEpochCallback):
               f"{100 * np.mean(self.learn.cls_acc_hist[-1]):.1f} %, FDR {a.get('fdr', float('nan')):.2f}, "
               f"{self.learn.time_hist[-1]:.1f} s", flush=True)
         if not math.isfinite(loss): raise FloatingPointError(f"{self.run_name} diverged at epoch {self.learn.epoch + 1}: training loss {loss}")
-
-
-def _jsonable(x):
-    if isinstance(x, dict): return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray): return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)): return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer): return int(x)
-    return x
-
-
-def write_json(path, obj):
-    tmp = Path(str(path) + '.tmp'); tmp.write_text(json.dumps(_jsonable(obj), indent=1, allow_nan=False)); tmp.replace(path)
 
 
 def model_for(run, data, seed):
