@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .data import LTData, class_groups  # first: its package import checks torchvision
+from .data import LTData, class_groups, imb_factor_of  # first: its package import checks torchvision
+from .core import data_root
+from fastcore.basics import patch
 from fastai.data.core import Datasets, DataLoaders
 from fastai.data.transforms import Categorize, ToTensor, IntToFloatTensor, Normalize, ItemGetter
 from fastai.vision.core import PILImage, imagenet_stats
@@ -17,7 +19,7 @@ from fastai.vision.augment import RandomResizedCrop, FlipItem, Brightness, Contr
 from .adapters import class_aware_dls
 
 # %% auto #0
-__all__ = ['LIST_RECIPES', 'read_list_file', 'write_list_files', 'list_file_dls']
+__all__ = ['LIST_RECIPES', 'read_list_file', 'write_list_files', 'list_file_dls', 'ListData', 'list_dataset']
 
 # %% ../nbs/03b_listfile.ipynb #fd3db432
 def read_list_file(path,                  # the list file: one `relative/path label` per line
@@ -101,12 +103,69 @@ LIST_RECIPES = {
         reported=dict(joint=44.4, ncm=47.3, crt=49.6, tau_norm=49.4, lws=49.9, wb=53.9),
         source="Kang et al. 2020 (classifier-balancing, config/ImageNet_LT: feat_uniform, cls_crt, cls_lws); WB 53.9: Alshammari et al. 2022, Table 4"),
     'places-lt': dict(files=('Places_LT_train.txt', 'Places_LT_val.txt', 'Places_LT_test.txt'), n_cls=365,
-        arch='resnet152 (ImageNet-pretrained)', bs=256, lr=0.01, wd=5e-4, epochs=None, schedule='cos', size=224, crt_epochs=10,
+        arch='resnet152 (ImageNet-pretrained)', bs=256, lr=0.01, wd=5e-4, epochs=30, schedule='cos', size=224, crt_epochs=10,
         lws_epochs=None, head_sampler='cb', many=100, few=20, reported=dict(),
-        source="Kang et al. 2020 (config/Places_LT/cls_crt: body lr 0.01, head lr 0.1, batch 256); stage-1 epochs not read here"),
+        source="Kang et al. 2020 (config/Places_LT/cls_crt: body lr 0.01, head lr 0.1, batch 256); 30 stage-1 epochs as OLTR's Places_LT stage-1 config; the body starts from ImageNet weights, which ltr_nb does not load"),
     'inat2018': dict(files=('iNaturalist18_train.txt', 'iNaturalist18_val.txt', None), n_cls=8142,
         arch='resnet50', bs=512, lr=0.2, wd=1e-4, epochs=90, schedule='cos', size=224, crt_epochs=None, lws_epochs=None,
         head_sampler='cb', many=100, few=20, reported=dict(wb=70.2),
         source="Kang et al. 2020 (config/iNaturalist18/feat_unifrom: ResNet-50, 90 epochs; 200 also reported); the val list is the test set; WB 70.2: Alshammari et al. 2022"),
 }
 for r in LIST_RECIPES.values(): r['run_here'] = False
+
+# %% ../nbs/03b_listfile.ipynb #e8ebd7ba
+@dataclass(eq=False)
+class ListData:
+    "A list-file dataset (ImageNet-LT style) for `lt_learner` and the runner: labels and class counts read once; `dls` streams one run's batches."
+    name:str                   # a benchmark of `LIST_RECIPES`, or `list:<folder>`
+    root:Path                  # the folder the image paths are relative to
+    train:Path; valid:Path     # list files
+    test:Path|None = None      # None: the validation list is also the test set (iNaturalist 2018)
+    n_cls:int|None = None      # default: largest training label + 1
+    size:int = 224             # crop size
+    color_jitter:bool = False
+    num_workers:int|None = None
+    def __post_init__(self):
+        if self.size < 1: raise ValueError(f"size={self.size!r} must be >= 1 (the crop size in pixels)")
+        files, self.y_train = read_list_file(self.train, self.root, self.n_cls)
+        self.n_cls = self.n_cls or int(self.y_train.max()) + 1
+        empty = np.flatnonzero(self.cls_counts == 0)
+        if len(empty): raise ValueError(f"{self.name}: classes {empty[:10].tolist()} have no training image in {str(self.train)!r}; every class of {self.n_cls} needs one")
+        for f in (self.valid, self.test):
+            if f is not None: read_list_file(f, self.root, self.n_cls)      # every line and image checked before any training
+        c = self.cls_counts
+        self.info = dict(name=self.name, lists=[Path(f).name for f in (self.train, self.valid, self.test) if f is not None],
+                         n_train=len(self.y_train), n_cls=self.n_cls, n_max=int(c.max()), n_min=int(c.min()),
+                         imb_factor=float(imb_factor_of(c)), size=self.size, test_is_valid=self.test is None)
+    @property
+    def cls_counts(self) -> np.ndarray: return np.bincount(self.y_train, minlength=self.n_cls)
+    def __repr__(self):
+        return f"ListData({self.name!r}: {self.info['n_train']} train images, {self.n_cls} classes, IF {self.info['imb_factor']:.1f}, crops {self.size})"
+
+# %% ../nbs/03b_listfile.ipynb #3c879cfd
+@patch
+def dls(self:ListData, bs:int=64, sampler:str|float='ib', seed:int=0, device=None) -> DataLoaders:
+    "train / valid / test `DataLoaders` streaming the images (`list_file_dls`); the test loader is the validation list's when there is no test list."
+    d = list_file_dls(self.root, self.train, self.valid, self.test or self.valid, size=self.size, bs=bs, sampler=sampler,
+                      color_jitter=self.color_jitter, n_cls=self.n_cls, num_workers=self.num_workers, seed=seed, device=device,
+                      check_files=False)
+    d.progressive, d.cls_counts, d.n_cls = sampler == 'pb', self.cls_counts, self.n_cls
+    return d
+
+def list_dataset(name:str,           # a key of `LIST_RECIPES`, or 'list:<folder>' with train.txt, val.txt[, test.txt]
+                 root=None,          # data root (default `$LTR_NB_DATA`); a benchmark lives in `<root>/<name>`
+                 size:int|None=None, # crop size (default: the recipe's, 224)
+                 num_workers:int|None=None) -> ListData:
+    "A benchmark's `ListData` from its list files under the data root, or your own list-file folder; errors say what is missing where."
+    if name.startswith('list:'):
+        d = Path(name[5:]).expanduser()
+        if not d.is_dir(): raise FileNotFoundError(f"dataset={name!r}: folder {str(d)!r} does not exist; 'list:<folder>' names a folder with train.txt, val.txt and optionally test.txt")
+        return ListData(name, d, d/'train.txt', d/'val.txt', d/'test.txt' if (d/'test.txt').is_file() else None,
+                        size=size or 224, num_workers=num_workers)
+    if name not in LIST_RECIPES: raise ValueError(f"dataset={name!r} is not a list-file benchmark; choose one of {list(LIST_RECIPES)} or 'list:<folder>'")
+    r = LIST_RECIPES[name]; d = data_root(root)/name
+    missing = [f for f in r['files'] if f is not None and not (d/f).is_file()]
+    if missing: raise FileNotFoundError(f"dataset={name!r} needs its list files {missing} in {str(d)!r} (with the image folders they name, "
+                                        f"e.g. linked there); get them with the dataset: {r['source']}")
+    tr, va, te = (d/f if f is not None else None for f in r['files'])
+    return ListData(name, d, tr, va, te, n_cls=r['n_cls'], size=size or r['size'], num_workers=num_workers)

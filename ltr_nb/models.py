@@ -15,7 +15,7 @@ from .core import ensure_torchvision
 # %% auto #0
 __all__ = ['ARCHS', 'DEFAULT_ARCH', 'LTModel', 'unwrap', 'is_head', 'find_classifier', 'ClassifierView', 'as_view',
            'get_classifier', 'features', 'rewrap', 'BasicBlock', 'resnet_cifar', 'resnet34_cifar', 'small_cnn', 'mlp',
-           'create_model']
+           'tv_body', 'create_model']
 
 # %% ../nbs/05_models.ipynb #9e4deecb
 class LTModel(nn.Module):
@@ -211,16 +211,26 @@ def mlp(in_features:int=64, hidden:int=128, n_layers:int=2) -> nn.Sequential:
     for _ in range(n_layers): layers += [nn.Linear(ni, hidden), nn.ReLU()]; ni = hidden
     return nn.Sequential(*layers)
 
+def tv_body(name:str, in_ch:int=3) -> nn.Sequential:
+    "The body of torchvision's `name` (random init): every layer up to global pooling, flattened."
+    ensure_torchvision()
+    import torchvision.models as tvm
+    m = getattr(tvm, name)(weights=None)
+    if in_ch != 3: m.conv1 = nn.Conv2d(in_ch, 64, 7, 2, 3, bias=False)
+    return nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4, m.avgpool, nn.Flatten())
+
 # %% ../nbs/05_models.ipynb #51e9debd
 ARCHS = {'resnet32': (lambda in_ch, in_features: resnet_cifar(32, in_ch), 64),
          'resnet34': (lambda in_ch, in_features: resnet34_cifar(in_ch), 512),
          'smallcnn': (lambda in_ch, in_features: small_cnn(in_ch), 64),
-         'mlp': (lambda in_ch, in_features: mlp(in_features), 128)}
+         'mlp': (lambda in_ch, in_features: mlp(in_features), 128),
+         **{k: ((lambda k: lambda in_ch, in_features: tv_body(k, in_ch))(k), 2048) for k in ('resnet50', 'resnext50_32x4d', 'resnet152')}}
 DEFAULT_ARCH = {'digits': 'mlp', 'synthetic': 'mlp', 'mnist': 'smallcnn', 'fashion-mnist': 'smallcnn',
-                'cifar10': 'resnet32', 'cifar100': 'resnet32', 'cifar10-jpeg': 'resnet32'}
+                'cifar10': 'resnet32', 'cifar100': 'resnet32', 'cifar10-jpeg': 'resnet32',
+                'imagenet-lt': 'resnext50_32x4d', 'places-lt': 'resnet152', 'inat2018': 'resnet50'}
 
 def create_model(arch:str, n_cls:int, in_ch:int=3, in_features:int|None=None) -> LTModel:
-    "An `LTModel` with the named body: 'resnet32', 'resnet34', 'smallcnn' or 'mlp' (needs `in_features`)."
+    "An `LTModel` with the named body (a key of `ARCHS`; 'mlp' needs `in_features`)."
     if arch not in ARCHS: raise ValueError(f"arch={arch!r} is unknown; choose one of {list(ARCHS)}")
     if arch == 'mlp' and in_features is None: raise ValueError("arch='mlp' needs in_features (the flattened input size)")
     make, dim = ARCHS[arch]

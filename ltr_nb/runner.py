@@ -15,6 +15,7 @@ from fastprogress.fastprogress import progress_bar
 import ltr_nb
 from .core import env_info
 from .data import lt_dataset, DATASETS, LTData
+from .listfile import LIST_RECIPES, ListData, list_dataset
 from .sampling import sampler_for
 from .models import ARCHS, get_classifier
 from .metrics import plot_per_class_acc
@@ -35,7 +36,7 @@ class Experiment:
     name:str                         # short name: a folder name and what `--only` selects
     method:str                       # a key of `METHODS`
     label:str|None = None            # the table's row label (default: the method's label)
-    dataset:str = 'digits'           # one of `DATASETS`
+    dataset:str = 'digits'           # one of `DATASETS`, a list-file benchmark of `LIST_RECIPES`, or 'list:<folder>'
     imb_factor:float|None = None     # n_max / n_min (default: 10 for digits, 100 otherwise)
     profile:str = 'exp'              # class-count profile: exp or step
     n_max:int|None = None            # images of the largest class (default: all the pool allows)
@@ -50,6 +51,7 @@ class Experiment:
     schedule:str = 'cos'             # cos (to 0) or one_cycle
     many:int = 100                   # Many: more than this many training images
     few:int = 20                     # Few: fewer than this many
+    size:int|None = None             # crop size of a list-file dataset (default: its recipe's, 224)
     channels_last:bool = False       # channels_last memory format
     bf16:bool = False                # bfloat16 autocast
     compile:bool = False             # torch.compile the model
@@ -76,20 +78,24 @@ def register_method(name:str, method:Method) -> Method:
     return method
 
 # %% ../nbs/09_runner.ipynb #4c5fb13e
+def _splits(data, exp, seed, dev):
+    "What the heads read: an `LTData` as it is; a `ListData` as its streaming loaders (evaluation passes use no augmentation)."
+    return data if isinstance(data, LTData) else data.dls(bs=train_config(exp, seed).bs, sampler='ib', seed=seed, device=dev)
+
 def _head_post(h):
     def post(model, data, exp, o, seed, dev):
-        r = decoupled_heads(model, data, [h], HeadConfig(epochs=o.get('head_epochs', 10), seed=seed), many=exp.many, few=exp.few, device=dev)[h]
+        r = decoupled_heads(model, _splits(data, exp, seed, dev), [h], HeadConfig(epochs=o.get('head_epochs', 10), seed=seed), many=exp.many, few=exp.few, device=dev)[h]
         return dict(test=r['test'], valid=r['valid'], **({'tau': r['tau']} if 'tau' in r else {}), model=r['model'])
     return post
 
 def _la_post(model, data, exp, o, seed, dev):
-    f = cache_features(model, data, device=dev)          # once: τ is tuned and the reports computed on the same features
+    f = cache_features(model, _splits(data, exp, seed, dev), device=dev)          # once: τ is tuned and the reports computed on the same features
     t = tune_la(model, feats=f, kind=o['kind'], taus=LA_TAUS, many=exp.many, few=exp.few)
     return dict(test=feats_report(t['model'], f, 'test', exp.many, exp.few), valid=feats_report(t['model'], f, 'valid', exp.many, exp.few),
                 tau=t['tau'], model=t['model'])
 
 def _wb_post(model, data, exp, o, seed, dev):
-    f = cache_features(model, data, device=dev)
+    data = _splits(data, exp, seed, dev); f = cache_features(model, data, device=dev)
     m2 = wb_stage2(model, data, WBConfig(seed=seed), feats=f, device=dev)
     return dict(test=feats_report(m2, f, 'test', exp.many, exp.few), valid=feats_report(m2, f, 'valid', exp.many, exp.few), model=m2)
 
@@ -112,6 +118,8 @@ _ = register_method('onestage_la', Method('one-stage + LA ({kind})', dict(wd=5e-
 # %% ../nbs/09_runner.ipynb #c9bde256
 def _fail(field, value, valid): raise ValueError(f"{field}={value!r} {valid}")
 
+def _is_list(dataset:str) -> bool: return dataset in LIST_RECIPES or dataset.startswith('list:')
+
 def _finite(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 def check_experiment(e:Experiment) -> Experiment:
@@ -124,7 +132,15 @@ def check_experiment(e:Experiment) -> Experiment:
     extra = set(e.options) - set(m.defaults)
     if extra: bad('options', e.options, f"has {sorted(extra)}, which method {e.method!r} does not take; its options: {m.defaults}")
     o = {**m.defaults, **e.options}
-    if e.dataset not in DATASETS: bad('dataset', e.dataset, f'is unknown; choose one of {list(DATASETS)}')
+    listed = _is_list(e.dataset)
+    if e.dataset not in DATASETS and not listed:
+        bad('dataset', e.dataset, f"is unknown; choose one of {list(DATASETS)}, a list-file benchmark {list(LIST_RECIPES)} or 'list:<folder>'")
+    if listed:       # the list files fix the long-tailed split and the validation set
+        for f, v, d in (('imb_factor', e.imb_factor, None), ('n_max', e.n_max, None), ('val_per_class', e.val_per_class, None),
+                        ('profile', e.profile, 'exp'), ('select', e.select, 'first')):
+            if v != d: bad(f, v, f"does not apply to the list-file dataset {e.dataset!r} (its list files fix the split); leave it unset")
+    elif e.size is not None: bad('size', e.size, f"applies to list-file datasets only; {e.dataset!r} keeps its image size")
+    if e.size is not None and not (isinstance(e.size, int) and e.size >= 8): bad('size', e.size, 'must be an integer >= 8 (crop size in pixels)')
     if e.imb_factor is not None and not (_finite(e.imb_factor) and e.imb_factor >= 1): bad('imb_factor', e.imb_factor, 'must be a finite number >= 1')
     if e.profile not in ('exp', 'step'): bad('profile', e.profile, "is not valid; choose 'exp' or 'step'")
     if e.n_max is not None and e.n_max < 1: bad('n_max', e.n_max, 'must be >= 1')
@@ -203,7 +219,8 @@ def _finite_report(r:dict) -> bool: return all(math.isfinite(r[k]) for k in ('al
 def _key(obj) -> str: return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 def _data_spec(e:Experiment) -> dict:
-    return dict(dataset=e.dataset, imb_factor=e.imb_factor, profile=e.profile, n_max=e.n_max, val_per_class=e.val_per_class, select=e.select)
+    d = dict(dataset=e.dataset, imb_factor=e.imb_factor, profile=e.profile, n_max=e.n_max, val_per_class=e.val_per_class, select=e.select)
+    return d if e.size is None else {**d, 'size': e.size}     # (no key when unset: earlier runs keep their keys)
 
 def train_spec(e:Experiment, seed:int) -> dict:
     "What a training run depends on: data, recipe, trainer and its settings. Experiments with equal specs share one run (one model)."
@@ -273,9 +290,11 @@ def train_run(spec:dict, data:LTData, root:Path, dev, state=None, label:str='run
     return (learn if status == 'done' else None), rec
 
 # %% ../nbs/09_runner.ipynb #03ad4140
-def _data_for(e:Experiment, cache:dict, data_root=None, download=False) -> LTData:
+def _data_for(e:Experiment, cache:dict, data_root=None, download=False) -> LTData|ListData:
     k = _key(_data_spec(e))
-    if k not in cache: cache[k] = lt_dataset(e.dataset, e.imb_factor, e.profile, e.n_max, e.val_per_class, e.select, 0, data_root, download)
+    if k not in cache:
+        if _is_list(e.dataset): cache[k] = list_dataset(e.dataset, data_root, e.size)
+        else: cache[k] = lt_dataset(e.dataset, e.imb_factor, e.profile, e.n_max, e.val_per_class, e.select, 0, data_root, download)
     return cache[k]
 
 def run_experiment(e:Experiment, seed:int, data:LTData, root:Path, dev, state=None) -> dict:
@@ -339,6 +358,8 @@ def summary_table(summary:dict, n_seeds:bool=True) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/09_runner.ipynb #4eb98195
+def _dname(d) -> str: return d.name if isinstance(d, ListData) else f"{d.name}-LT"
+
 def _save(ax, path):
     ax.figure.tight_layout(); ax.figure.savefig(path, dpi=120); plt.close(ax.figure)
 
@@ -348,12 +369,12 @@ def _plots(out:Path, exps, datas, results):
     by = {}
     for e in exps: by.setdefault(_key(_data_spec(e)), []).append(e)
     for i, es in enumerate(by.values()):
-        d, e0 = datas[es[0].name], es[0]; sfx = '' if len(by) == 1 else f"_{d.name}_if{d.info['imb_factor']:g}"
+        d, e0 = datas[es[0].name], es[0]; sfx = '' if len(by) == 1 else f"_{Path(d.name).name}_if{d.info['imb_factor']:.3g}"
         ok = [e for e in es if all(r['status'] == 'done' for r in results[e.name])]
         if not ok: continue
         lab = lambda e: e.label or METHODS[e.method].label.format(**e.options)
         pc = {lab(e): np.mean([r['test']['per_class'] for r in results[e.name]], axis=0) for e in ok}
-        _save(plot_per_class_acc(pc, d.cls_counts, e0.many, e0.few, title=f"{d.name}-LT (IF {d.info['imb_factor']:g}): test accuracy per class"),
+        _save(plot_per_class_acc(pc, d.cls_counts, e0.many, e0.few, title=f"{_dname(d)} (IF {d.info['imb_factor']:.3g}): test accuracy per class"),
               out/f'per_class_acc{sfx}.png')
         wn = {lab(e): results[e.name][0]['wnorm'] for e in ok if results[e.name][0].get('wnorm')}
         if wn: _save(plot_weight_norms(wn, d.cls_counts, title='classifier weight norms (first seed)'), out/f'weight_norms{sfx}.png')
@@ -379,8 +400,8 @@ def _load_data(e, cache, data_root, download):
                          f"cannot be read ({type(err).__name__}: {err}); re-copy or re-download them") from None
 
 def _comparable(e:dict) -> dict:
-    "An experiment's fields (as a dict) that decide its results: all but seeds, label and the paper's numbers."
-    return {k: v for k, v in e.items() if k not in ('seeds', 'label', 'paper')}
+    "An experiment's fields (as a dict) that decide its results: all but seeds, label and the paper's numbers (unset ones left out, so a field added later compares equal)."
+    return {k: v for k, v in e.items() if k not in ('seeds', 'label', 'paper') and v is not None}
 
 def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=True) -> str:
     "Refuse an output folder that cannot hold this job's results (a file, unwritable, foreign or different results); 'new', 'resume' or 'fresh'."
@@ -476,7 +497,7 @@ def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=No
     t0 = time.time(); state = dict(done=done, done0=done, total=total, t0=t0)
     results = {e.name: [run_experiment(e, seed, datas[e.name], out, dev, state) for seed in e.seeds] for e in exps}
     summ = summarize(exps, results); table = summary_table(summ)
-    groups = sorted({f"{d.name}-LT IF {d.info['imb_factor']:g}: Many > {e.many} / Few < {e.few} images" for e in exps for d in [datas[e.name]]})
+    groups = sorted({f"{_dname(d)} IF {d.info['imb_factor']:.3g}: Many > {e.many} / Few < {e.few} images" for e in exps for d in [datas[e.name]]})
     head = (f"suite {s['name']}: test top-1 (%) of the last epoch, mean ± std over seeds; " + '; '.join(groups) + "\n\n")
     bad = {n: v['errors'] for n, v in summ.items() if v['status'] != 'done'}
     write_json(out/'results.json', dict(suite=s['name'], command=command, seconds_this_process=round(time.time() - t0, 1),
@@ -490,13 +511,14 @@ def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=No
 
 # %% ../nbs/09_runner.ipynb #3118047c
 _CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
-_HELP = dict(dataset=f"one of {', '.join(DATASETS)}", imb_factor='n_max / n_min (default: 10 for digits, 100 otherwise)',
+_HELP = dict(dataset=f"one of {', '.join(DATASETS)}; a list-file benchmark {', '.join(LIST_RECIPES)} (in DATA_ROOT/<name>); or list:<folder>", imb_factor='n_max / n_min (default: 10 for digits, 100 otherwise)',
              profile='class-count profile: exp or step', n_max='images of the largest class (default: all the pool allows)',
              val_per_class='validation images per class held out of training (>= 1)', select='LT subset: first (file order) or random',
              arch=f"model: {', '.join(ARCHS)} (default: per dataset)", epochs='training epochs (default: the dataset recipe)',
              lr='peak learning rate', bs='batch size', wd='weight decay (a method may set its own: wb, onestage)',
              wd_mode='coupled (L2, as the references) or decoupled', schedule='cos (to 0) or one_cycle',
              many='Many: more than this many training images', few='Few: fewer than this many',
+             size='crop size of a list-file dataset (default: the recipe\'s 224)',
              channels_last='channels_last memory format', bf16='bfloat16 autocast', compile='torch.compile the model')
 
 def _parser() -> argparse.ArgumentParser:

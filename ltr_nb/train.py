@@ -22,6 +22,7 @@ from fastai.torch_core import set_seed
 from .core import env_info
 from .data import LTData, class_groups
 from .loaders import lt_dls, SetEpoch
+from .listfile import ListData, LIST_RECIPES
 from .sampling import ProgressiveSampling
 from .adapters import check_split
 from .metrics import lt_metrics, lt_report, per_class_accuracy, plot_per_class_acc
@@ -63,12 +64,15 @@ class TrainConfig:
 RECIPES = {'digits': dict(epochs=30, lr=0.1, bs=32, wd=5e-4), 'synthetic': dict(epochs=10, lr=0.1, bs=32, wd=5e-4),
            'mnist': dict(epochs=12, lr=0.05, bs=128, wd=5e-4), 'fashion-mnist': dict(epochs=12, lr=0.05, bs=128, wd=5e-4),
            'cifar10': dict(epochs=200, lr=0.01, bs=64, wd=5e-4), 'cifar100': dict(epochs=200, lr=0.01, bs=64, wd=5e-4),
-           'cifar10-jpeg': dict(epochs=200, lr=0.01, bs=64, wd=5e-4)}
+           'cifar10-jpeg': dict(epochs=200, lr=0.01, bs=64, wd=5e-4),
+           **{k: dict(epochs=r['epochs'], lr=r['lr'], bs=r['bs'], wd=r['wd']) for k, r in LIST_RECIPES.items()},
+           'list': dict(epochs=30, lr=0.1, bs=64, wd=5e-4)}   # 'list:<folder>': your own list files; set your own recipe
 
 def recipe(dataset:str, **overrides) -> TrainConfig:
     "The default `TrainConfig` for `dataset`, with `overrides` (None values are ignored)."
-    if dataset not in RECIPES: raise ValueError(f"dataset={dataset!r} has no recipe; choose one of {list(RECIPES)}")
-    return TrainConfig(**{**RECIPES[dataset], **{k: v for k, v in overrides.items() if v is not None}})
+    key = 'list' if dataset.startswith('list:') else dataset
+    if key not in RECIPES: raise ValueError(f"dataset={dataset!r} has no recipe; choose one of {list(RECIPES)}")
+    return TrainConfig(**{**RECIPES[key], **{k: v for k, v in overrides.items() if v is not None}})
 
 # %% ../nbs/06_train.ipynb #7cc15291
 class TrainedEpochCallback(Callback):
@@ -165,19 +169,23 @@ class ReleaseMemory(Callback):
     def after_epoch(self): release_memory()
 
 # %% ../nbs/06_train.ipynb #7b4f1dcc
-def default_model(data:LTData, arch:str|None=None) -> nn.Module:
+def default_model(data:LTData|ListData, arch:str|None=None) -> nn.Module:
     "The library's model for `data`: `arch`, or the dataset's default (see `DEFAULT_ARCH`), sized to its inputs and classes."
+    if isinstance(data, ListData): return create_model(arch or DEFAULT_ARCH.get(data.name, 'resnet50'), data.n_cls)   # RGB images
     x = data.x_train
     return create_model(arch or DEFAULT_ARCH.get(data.name, 'resnet32'), data.n_cls,
                         in_ch=x.shape[1] if x.ndim == 4 else 1, in_features=int(np.prod(x.shape[1:])))
 
-def lt_learner(data:LTData, cfg:TrainConfig=None, model:nn.Module|None=None, path='.', cbs=None, quiet:bool=False, device=None) -> Learner:
-    "A fastai `Learner` for joint training of `data` with `cfg` (loaders, SGD, weight decay, metrics, recorders)."
+def lt_learner(data:LTData|ListData, cfg:TrainConfig=None, model:nn.Module|None=None, path='.', cbs=None, quiet:bool=False, device=None) -> Learner:
+    "A fastai `Learner` for joint training of `data` (in memory, or streamed from list files) with `cfg` (loaders, SGD, weight decay, metrics, recorders)."
+    if not isinstance(data, (LTData, ListData)):
+        raise ValueError(f"data is a {type(data).__name__}; pass an LTData or a ListData (for your own loaders, see `ltr_nb.adapters`)")
     cfg = cfg or TrainConfig()
     set_seed(cfg.seed, reproducible=True)
     if model is None: model = default_model(data, cfg.arch)
     get_classifier(model)
-    dls = lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
+    if isinstance(data, ListData): dls = data.dls(bs=cfg.bs, sampler=cfg.sampler, seed=cfg.seed, device=device)
+    else: dls = lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
     extra = [SetEpoch(), WeightNormRecorder(), ClassAccRecorder(), ReleaseMemory()] + ([ProgressiveSampling()] if dls.progressive else [])
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), lr=cfg.lr, wd=cfg.wd, wd_bn_bias=cfg.wd_bn_bias,
                     opt_func=partial(SGD, mom=cfg.momentum, decouple_wd=cfg.wd_mode == 'decoupled'),

@@ -46,6 +46,8 @@ def _bad_zip(tmp):
     (['--only', 'nope'], "['nope'] are not in the suite"),
     (['--set', 'tau=1'], "no selected experiment's method takes option 'tau'"),
     (['nosuch'], "suite='nosuch' is neither a shipped suite"),
+    (['--dataset', 'list:{tmp}/nowhere'], "nowhere' does not exist; 'list:<folder>' names a folder"),
+    (['imagenet-lt', '--imb_factor', '10'], "imb_factor=10.0 does not apply to the list-file dataset 'imagenet-lt'"),
 ])
 def test_bad_input_writes_nothing(tmp_path, args, msg):
     "Every bad input: `ltr_nb: error:` with the argument, value and what is valid, no traceback, nothing written."
@@ -133,3 +135,42 @@ def test_kill_and_resume_same_table(tmp_path):
     assert ra['test'] == rb['test'] and ra['valid'] == rb['valid']
     sa, sb = (torch.load(next((d / 'runs').glob('*/models/final.pth'))) for d in (a, b))
     for k_ in sa: assert torch.equal(sa[k_], sb[k_]), k_                  # bit for bit
+
+
+def _fake_imagenet_lt(root, n_cls=1000):
+    "A made-up ImageNet-LT in the real layout: ImageNet_LT_{train,val,test}.txt under root/imagenet-lt, 8-pixel images named by the lists."
+    import numpy as np
+    from PIL import Image
+    d = root / 'imagenet-lt'; (d / 'train').mkdir(parents=True)
+    rng = np.random.default_rng(0); lines = {'train': [], 'val': [], 'test': []}
+    for c in range(n_cls):
+        col = rng.integers(0, 256, 3)
+        for i in range(1 + 4 * (c < 30)):                       # 30 classes with 5 images, the rest with 1 (IF 5)
+            f = f'train/n{c:05d}_{i}.png'
+            Image.fromarray((col + rng.integers(-20, 20, (8, 8, 3))).clip(0, 255).astype('uint8')).save(d / f)
+            lines['train'].append(f'{f} {c}')
+        lines['val'].append(f'train/n{c:05d}_0.png {c}'); lines['test'].append(f'train/n{c:05d}_0.png {c}')
+    for k, v in lines.items(): (d / f'ImageNet_LT_{k}.txt').write_text('\n'.join(v) + '\n')
+    return d
+
+
+def test_imagenet_lt_suite_runs_on_list_files(tmp_path):
+    "The imagenet-lt suite reads the list files under the data root and runs joint training, a head and WB end to end (tiny images, smallcnn)."
+    _fake_imagenet_lt(tmp_path)
+    out = tmp_path / 'out'
+    args = [LTR, 'imagenet-lt', '--only', 'joint-ib,crt,wb', '--data_root', str(tmp_path), '--arch', 'smallcnn', '--size', '8',
+            '--bs', '64', '--epochs', '1', '--device', 'cpu', '--out', str(out)]
+    r = run(args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / 'results.json').read_text())
+    assert [v['status'] for v in res['summary'].values()] == ['done'] * 3
+    assert res['data']['joint-ib']['n_cls'] == 1000 and res['data']['joint-ib']['n_train'] == 1120
+    assert 'imagenet-lt IF 5: Many > 100 / Few < 20' in r.stdout and '| crt | ib + cRT | 1 |' in r.stdout, r.stdout
+    assert '44.4' in (out / 'table.md').read_text()                      # Kang et al.'s number beside ours
+    assert len(list((out / 'runs').iterdir())) == 1                       # WB's stage 1 (wd 5e-4) is the joint run
+    bad = run([LTR, 'imagenet-lt', '--data_root', str(tmp_path / 'none'), '--out', str(tmp_path / 'o2')])
+    assert bad.returncode == 2 and "needs its list files ['ImageNet_LT_train.txt'" in bad.stderr, bad.stderr
+    (tmp_path / 'imagenet-lt' / 'train' / 'n00500_0.png').unlink()
+    bad = run(args[:-1] + [str(tmp_path / 'o3')])
+    assert bad.returncode == 2 and "ImageNet_LT_train.txt, line 621: image 'train/n00500_0.png' not found" in bad.stderr, bad.stderr
+    assert not (tmp_path / 'o3').exists()
