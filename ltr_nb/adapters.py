@@ -11,12 +11,12 @@ from fastai.data.core import DataLoaders, TfmdDL, Datasets
 from fastai.data.load import DataLoader as FastDL
 from fastai.learner import Learner
 from .data import LTData
-from .sampling import ClassSampler, sampler_for
+from .sampling import ClassSampler, sampler_for, rank_plan, eval_bs
 from .loaders import DeviceLoader, Normalize, lt_dls
 
 # %% auto #0
 __all__ = ['SPLITS', 'check_split', 'as_splits', 'labels_of', 'cls_counts_of', 'eval_loader', 'xy_batches', 'class_aware_dl',
-           'class_aware_dls']
+           'class_aware_dls', 'rank_dl']
 
 # %% ../nbs/03a_adapters.ipynb #7d2a9b88
 SPLITS = ('train', 'valid', 'test')
@@ -119,3 +119,31 @@ def class_aware_dls(dls:DataLoaders, sampler:str|float='cb', seed:int=0) -> Data
     "A fastai `DataLoaders` whose training loader draws with a class-aware sampler; the other loaders are the same objects."
     if not isinstance(dls, DataLoaders): raise ValueError(f"dls is a {type(dls).__name__}; pass a fastai DataLoaders")
     return DataLoaders(class_aware_dl(dls.train, sampler, seed), *dls.loaders[1:], path=dls.path, device=dls.device)
+
+# %% ../nbs/03a_adapters.ipynb #5a408053
+class _RankIdxs:
+    "fastai `get_idxs` for one process: its pieces of every batch of the epoch (the sampler's draw, or 0..n-1 in order)."
+    def __init__(self, sampler, n, bs, rank, world, drop_last):
+        self.sampler, self.n, self.bs, self.rank, self.world, self.drop_last = sampler, n, bs, rank, world, drop_last
+    def plan(self): return rank_plan(self.n, self.bs, self.rank, self.world, self.drop_last)
+    def __call__(self):
+        idx = list(iter(self.sampler)) if self.sampler is not None else list(range(self.n))
+        return [i for _, _, lo, hi in self.plan() for i in idx[lo:hi]]
+    def __len__(self): return sum(hi - lo for _, _, lo, hi in self.plan())
+
+def _is_eval(dl) -> bool: return getattr(dl, 'sampler', None) is None and not getattr(dl, 'shuffle', False)
+
+def rank_dl(dl, rank:int, world:int):
+    "Process `rank`'s share of `dl` among `world` processes (a new loader), or None when `rank_dl` does not handle this kind of loader."
+    if world == 1: return dl
+    if isinstance(dl, DeviceLoader):
+        if dl.sampler is None: return dl.new(rank=rank, world=world, bs=eval_bs(dl.n, dl.bs, world), drop_last=False)
+        rank_plan(dl.n, dl.bs, rank, world, dl.drop_last); return dl.new(rank=rank, world=world)        # (checks the plan first)
+    if isinstance(dl, FastDL) and (getattr(dl, 'sampler', None) is not None or _is_eval(dl)):
+        s, n = getattr(dl, 'sampler', None), len(dl.dataset)
+        bs, drop = (dl.bs, dl.drop_last) if s is not None else (eval_bs(n, dl.bs, world), False)
+        g = _RankIdxs(s, s.n_samples if s is not None else n, bs, rank, world, drop)
+        new = dl.new(shuffle=False, get_idxs=g, n=len(g), bs=bs // world, drop_last=False)
+        new.sampler, new.rank, new.world, new.plan = s, rank, world, g.plan
+        return new
+    return None

@@ -11,7 +11,7 @@ from fastcore.basics import store_attr, patch
 from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback
 from .data import LTData
-from .sampling import ClassSampler, sampler_for, ProgressiveSampling
+from .sampling import ClassSampler, sampler_for, ProgressiveSampling, rank_plan
 
 # %% auto #0
 __all__ = ['AUGMENT', 'pad_crop_flip', 'channel_stats', 'Normalize', 'DeviceLoader', 'SetEpoch', 'lt_dls']
@@ -60,16 +60,18 @@ class DeviceLoader:
                  augment:dict|None=None,         # kwargs of `pad_crop_flip` (pad, flip), None: no augmentation
                  norm:Normalize|None=None,       # normalisation (default: statistics of `x`)
                  device=None, seed:int=0,
-                 channels_last:bool=False):      # yield image batches in channels_last memory format
+                 channels_last:bool=False,       # yield image batches in channels_last memory format
+                 rank:int=0, world:int=1):       # this process's share of every batch (see `rank_plan`)
         if len(x) != len(y): raise ValueError(f"x has {len(x)} items but y has {len(y)}; they must match")
         if bs < 1: raise ValueError(f"bs={bs} must be >= 1")
-        store_attr('bs,sampler,drop_last,augment,seed,channels_last')
+        store_attr('bs,sampler,drop_last,augment,seed,channels_last,rank,world')
         self.norm = norm if norm is not None else (Normalize(*channel_stats(x)) if x.dtype == torch.uint8 else Normalize())
         self.device = torch.device(device or 'cpu'); self.x, self.y = x.to(self.device), y.to(self.device)
         self.epoch = 0
     @property
     def n(self): return self.sampler.n_samples if self.sampler else len(self.y)
-    def __len__(self): return self.n // self.bs if self.drop_last else -(-self.n // self.bs)
+    def plan(self): return rank_plan(self.n, self.bs, self.rank, self.world, self.drop_last)
+    def __len__(self): return len(self.plan()) if self.world > 1 else (self.n // self.bs if self.drop_last else -(-self.n // self.bs))
 
 # %% ../nbs/03_loaders.ipynb #38b72fea
 @patch
@@ -77,13 +79,13 @@ def __iter__(self:DeviceLoader):
     idx = self.sampler.indices(self.epoch) if self.sampler is not None else torch.arange(len(self.y))
     idx = idx.to(self.device)
     g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch + 7919)
-    for i in range(len(self)):
-        b = idx[i * self.bs:(i + 1) * self.bs]
-        xb = self.x[b]
-        if self.augment: xb = pad_crop_flip(xb, generator=g, **self.augment)
+    for s, e, lo, hi in self.plan():
+        if self.augment:   # the global batch's random crops and flips (as in one process), then this process's piece
+            xb = pad_crop_flip(self.x[idx[s:e]], generator=g, **self.augment)[lo - s:hi - s]
+        else: xb = self.x[idx[lo:hi]]
         xb = self.norm(xb)
         if self.channels_last and xb.ndim == 4: xb = xb.contiguous(memory_format=torch.channels_last)
-        yield xb, self.y[b]
+        yield xb, self.y[idx[lo:hi]]
 
 @patch
 def to(self:DeviceLoader, device):
@@ -93,10 +95,10 @@ def to(self:DeviceLoader, device):
 
 @patch
 def new(self:DeviceLoader, **kwargs):
-    "A copy with some attributes changed (e.g. `sampler=None, augment=None`); fastai's `shuffle=False` means in order (no sampler)."
+    "A copy with some attributes changed (e.g. `sampler=None, augment=None`, or `rank=1, world=2`); fastai's `shuffle=False` means in order (no sampler)."
     if kwargs.pop('shuffle', None) is False: kwargs.setdefault('sampler', None)
     d = dict(bs=self.bs, sampler=self.sampler, drop_last=self.drop_last, augment=self.augment, norm=self.norm, device=self.device,
-             seed=self.seed, channels_last=self.channels_last)
+             seed=self.seed, channels_last=self.channels_last, rank=self.rank, world=self.world)
     return DeviceLoader(self.x, self.y, **{**d, **kwargs})
 
 # %% ../nbs/03_loaders.ipynb #e0cc2e99

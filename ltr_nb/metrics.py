@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr
-from fastai.metrics import Metric, accuracy
+from fastai.metrics import Metric
+from .core import all_sum
 from .data import class_groups, GROUPS
 
 # %% auto #0
@@ -42,30 +43,38 @@ def lt_report(preds, targets, cls_counts, many:int=100, few:int=20) -> dict:
 
 # %% ../nbs/04_metrics.ipynb #9e79add3
 class LTAccuracy(Metric):
-    "fastai metric: mean per-class accuracy overall ('mean') or over the 'many' / 'medium' / 'few' classes."
+    "fastai metric from per-class counts: top-1 ('all'), mean per-class accuracy ('mean') or over the 'many' / 'medium' / 'few' classes; counts summed over processes."
     def __init__(self, cls_counts, group:str='mean', many:int=100, few:int=20):
-        if group not in ('mean', *GROUPS): raise ValueError(f"group={group!r} is not valid; choose one of {('mean', *GROUPS)}")
+        if group not in ('all', 'mean', *GROUPS): raise ValueError(f"group={group!r} is not valid; choose one of {('all', 'mean', *GROUPS)}")
         store_attr(); self.cls_counts = np.asarray(cls_counts); self.reset()
-    def reset(self): self.correct = self.total = 0
+    def reset(self): self.correct = self.total = 0; self._sum = None
     def accumulate(self, learn):
         pred, targ = learn.pred.argmax(-1).cpu(), learn.yb[0].cpu()
         n = len(self.cls_counts)
         self.correct = self.correct + torch.bincount(targ[pred == targ], minlength=n)
         self.total = self.total + torch.bincount(targ, minlength=n)
+        self._sum = None
+    def counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        "Per-class (correct, total), summed over every process (once per validation pass)."
+        if self._sum is None:
+            n = len(self.cls_counts); z = torch.zeros(n, dtype=torch.long)
+            self._sum = all_sum(torch.stack([torch.as_tensor(self.correct) + z, torch.as_tensor(self.total) + z]))
+        return self._sum[0], self._sum[1]
     @property
     def per_class(self):
-        t = torch.as_tensor(self.total).double()
-        return torch.where(t > 0, torch.as_tensor(self.correct).double() / t.clamp(min=1), torch.full_like(t, float('nan')))
+        c, t = (x.double() for x in self.counts())
+        return torch.where(t > 0, c / t.clamp(min=1), torch.full_like(t, float('nan')))
     @property
     def value(self):
+        if self.group == 'all': c, t = self.counts(); return float(c.sum() / t.sum().clamp(min=1))
         if self.group == 'mean': return float(self.per_class.nanmean())
         return group_accuracy(self.per_class, self.cls_counts, self.many, self.few)[self.group]
     @property
-    def name(self): return 'mean_cls_acc' if self.group == 'mean' else f'{self.group}_acc'
+    def name(self): return {'all': 'accuracy', 'mean': 'mean_cls_acc'}.get(self.group, f'{self.group}_acc')
 
 def lt_metrics(cls_counts, many:int=100, few:int=20) -> list:
-    "fastai metrics: top-1 accuracy, mean per-class accuracy, Many/Medium/Few accuracy."
-    return [accuracy] + [LTAccuracy(cls_counts, g, many, few) for g in ('mean', *GROUPS)]
+    "fastai metrics: top-1 accuracy, mean per-class accuracy, Many/Medium/Few accuracy (all from counts, correct under several processes)."
+    return [LTAccuracy(cls_counts, g, many, few) for g in ('all', 'mean', *GROUPS)]
 
 # %% ../nbs/04_metrics.ipynb #450ed807
 _GROUP_COLORS = {'many': '#1f77b4', 'medium': '#ff7f0e', 'few': '#d62728'}

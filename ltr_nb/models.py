@@ -33,9 +33,9 @@ class LTModel(nn.Module):
 
 # %% ../nbs/05_models.ipynb #bc9cec7a
 def unwrap(model) -> nn.Module:
-    "The `nn.Module` itself: `model`, or a fastai `Learner`'s `model` (or a `ClassifierView`'s)."
-    if isinstance(model, Learner): return model.model
-    if isinstance(model, ClassifierView): return model.model
+    "The `nn.Module` itself: `model`, or a fastai `Learner`'s `model` (or a `ClassifierView`'s), without a (Distributed)DataParallel wrapper."
+    if isinstance(model, (Learner, ClassifierView)): model = model.model
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
     if not isinstance(model, nn.Module):
         raise ValueError(f"model is a {type(model).__name__}; pass an nn.Module, a fastai Learner or a ClassifierView")
     return model

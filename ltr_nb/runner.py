@@ -13,7 +13,8 @@ import torch
 import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
 import ltr_nb
-from .core import env_info
+from .core import env_info, is_main, rank_world, all_sum
+from .distributed import launched, init_distributed, local_device, check_same, broadcast, one_process
 from .data import lt_dataset, DATASETS, LTData
 from .listfile import LIST_RECIPES, ListData, list_dataset
 from .sampling import sampler_for
@@ -208,7 +209,10 @@ class FiniteCheck(TrainedEpochCallback):
     order = 5
     def __init__(self, run:str='run'): self.run = run
     def after_loss(self):
-        if self.learn.training and not torch.isfinite(self.learn.loss.detach()).all():
+        if not self.learn.training: return
+        bad = not torch.isfinite(self.learn.loss.detach()).all()
+        if rank_world()[1] > 1: bad = bool(all_sum(torch.tensor([int(bad)]))[0])     # every process stops together
+        if bad:
             raise Diverged(f"{self.run} diverged at epoch {self.learn.epoch + 1}: training loss {float(self.learn.loss.detach()):.4g}")
     def after_trained_epoch(self):
         bad = [n for n, p in self.learn.model.named_parameters() if not torch.isfinite(p).all()]
@@ -267,22 +271,26 @@ def train_run(spec:dict, data:LTData, root:Path, dev, state=None, label:str='run
     "Train (or resume, or load) the run of `spec` under `root/runs/<key>`: `(model or None, record)`; a diverged run's record says so."
     d = Path(root)/'runs'/_key(spec); rec_f = d/'record.json'
     state = state if state is not None else dict(done=0, done0=0, total=spec['config']['epochs'], t0=time.time())
-    if rec_f.is_file():
+    ck = d/'models'/'ckpt.pth'
+    done, resume = broadcast((rec_f.is_file(), ck.is_file()))      # rank 0's view decides for every process
+    main = is_main()
+    if done:
         rec = json.loads(rec_f.read_text())
-        if rec['status'] != 'done': return None, rec
+        if rec['status'] != 'done' or not main: return None, rec
         learn = _build(spec, data, d, dev); learn.model.load_state_dict(torch.load(d/'models'/'final.pth', map_location='cpu'))
         return learn, rec
-    d.mkdir(parents=True, exist_ok=True); write_json(d/'spec.json', spec)
-    epochs = spec['config']['epochs']; bar = progress_bar(range(epochs), leave=False)
-    ck = d/'models'/'ckpt.pth'; resume = ck.is_file()
-    learn = _build(spec, data, d, dev, cbs=[FiniteCheck(label), _Progress(bar, state, label)])
-    print(_overall(state, f"{label}: " + ('resuming' if resume else 'training') + f" run {_key(spec)}"), flush=True)
+    if main: d.mkdir(parents=True, exist_ok=True); write_json(d/'spec.json', spec)
+    epochs = spec['config']['epochs']
+    prog = [_Progress(progress_bar(range(epochs), leave=False), state, label)] if main else []
+    learn = _build(spec, data, d, dev, cbs=[FiniteCheck(label), *prog])
+    if main: print(_overall(state, f"{label}: " + ('resuming' if resume else 'training') + f" run {_key(spec)}"), flush=True)
     t0 = time.time(); status, err = 'done', None
     try: fit_lt(learn, resume=resume, ckpt='ckpt')
     except Diverged as e: status, err = 'diverged', str(e)
     rec = dict(status=status, error=err, config=spec['config'], settings=spec['settings'], trainer=spec['trainer'], data=data.info,
                resumed=resume, seconds_this_process=round(time.time() - t0, 1), wnorm_hist=getattr(learn, 'wnorm_hist', []),
-               valid_cls_acc_hist=getattr(learn, 'cls_acc_hist', []), env=env_info(seed=spec['config']['seed']))
+               valid_cls_acc_hist=getattr(learn, 'cls_acc_hist', []), env=env_info(seed=spec['config']['seed'], processes=rank_world()[1]))
+    if not main: return None, rec                     # rank 0 writes; the weights are the same on every process
     if status == 'done':
         save_atomic(learn.model.state_dict(), d/'models'/'final.pth')
     write_json(rec_f, rec)
@@ -300,10 +308,14 @@ def _data_for(e:Experiment, cache:dict, data_root=None, download=False) -> LTDat
 def run_experiment(e:Experiment, seed:int, data:LTData, root:Path, dev, state=None) -> dict:
     "One row's result for one seed, from `root/results/<name>/s<seed>.json` if there, else computed (training as needed) and written."
     f = Path(root)/'results'/e.name/f's{seed}.json'
-    if f.is_file():
-        return json.loads(f.read_text())
+    if broadcast(f.is_file()):
+        return json.loads(f.read_text()) if is_main() else dict(status='done')
     spec = train_spec(e, seed); label = f"{e.name} seed {seed}"
     learn, rec = train_run(spec, data, root, dev, state, label)
+    if not is_main(): return dict(status=rec['status'])   # heads, LA, WB stage 2 and the files: rank 0 alone
+    with one_process(): return _post(e, seed, data, root, dev, f, spec, learn, rec, label)
+
+def _post(e, seed, data, root, dev, f, spec, learn, rec, label):
     res = dict(experiment=e.name, method=e.method, options=e.options, seed=seed, train_key=_key(spec), status=rec['status'], error=rec['error'])
     if learn is not None:
         m = METHODS[e.method]
@@ -467,16 +479,31 @@ def plan(exps, root, datas) -> list[dict]:
     for r in runs.values(): r['done'] = epochs_done(r['spec'], root) if Path(root).is_dir() else 0
     return list(runs.values())
 
+def _on_main(f, *args, **kwargs):
+    "`f(*args, **kwargs)` on rank 0 only, its result (or its `ValueError`) on every process."
+    r = None
+    if is_main():
+        try: r = ('ok', f(*args, **kwargs))
+        except ValueError as err: r = ('error', str(err))
+    r = broadcast(r)
+    if r[0] == 'error': raise ValueError(r[1])
+    return r[1]
+
 def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=None, fresh:bool=False, dry_run:bool=False,
-              device:str|None=None, data_root=None, download:bool=False, command:str|None=None, plots:bool=True) -> dict:
-    "Run (or resume) a suite: every check first, then training, then the table; returns `dict(summary, table, out, diverged)`."
+              device:str|None=None, data_root=None, download:bool=False, command:str|None=None, plots:bool=True,
+              backend:str|None=None) -> dict:
+    "Run (or resume) a suite: every check first, then training, then the table; returns `dict(summary, table, out, diverged)`. Data-parallel under torchrun / accelerate launch."
     s = load_suite(suite); exps = _apply(s['experiments'], only, overrides, options)
     dev = check_device(device)
-    cache = {}; datas = {e.name: _load_data(e, cache, data_root, download) for e in exps}
+    if backend is not None and not launched(): raise ValueError(f"backend={backend!r} applies to a job started with several processes (torchrun, accelerate launch)")
+    init_distributed(backend, dev); dev = local_device(dev); main = is_main()
     out = Path(out or f"runs/{s['name']}")
-    how = check_out(out, exps, fresh, create=not dry_run)
+    check_same(dict(suite=s['name'], experiments=[asdict(e) for e in exps], out=str(out), fresh=fresh, dry_run=dry_run), 'the job')
+    cache = {}; datas = {e.name: _load_data(e, cache, data_root, download) for e in exps}
+    how = _on_main(check_out, out, exps, fresh, create=not dry_run)
     runs = plan(exps, out if how == 'resume' else out/'.none', datas)
     total = sum(r['spec']['config']['epochs'] for r in runs); done = sum(r['done'] for r in runs)
+    if dry_run and not main: return dict(plan=runs, text='')
     if dry_run:
         est = {}
         for r in runs:
@@ -491,17 +518,23 @@ def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=No
                          f"{r['done']}/{c['epochs']} epochs done, ~{r['est_s'] / 60:.1f} min; rows: {', '.join(r['experiments'])}")
         lines.append(f"about {sum(r['est_s'] for r in runs) / 60:.1f} min of training in all (heads, LA and WB stage 2 add a little)")
         print('\n'.join(lines)); return dict(plan=runs, text='\n'.join(lines))
-    write_json(out/'manifest.json', dict(suite=s['name'], about=s['about'], experiments=[asdict(e) for e in exps]))
-    print(f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s), {total} epochs on {dev}"
-          + (f"; resuming with {done} epochs done" if done else '') + f"; writing to {out}", flush=True)
+    world = rank_world()[1]
+    if main:
+        write_json(out/'manifest.json', dict(suite=s['name'], about=s['about'], experiments=[asdict(e) for e in exps]))
+        print(f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s), {total} epochs on {dev}"
+              + (f" and {world - 1} more process(es)" if world > 1 else '')
+              + (f"; resuming with {done} epochs done" if done else '') + f"; writing to {out}", flush=True)
     t0 = time.time(); state = dict(done=done, done0=done, total=total, t0=t0)
     results = {e.name: [run_experiment(e, seed, datas[e.name], out, dev, state) for seed in e.seeds] for e in exps}
+    if world > 1:     # every process ends with rank 0's verdict (and waits for its heads and files)
+        bad = broadcast([e.name for e in exps if any(r['status'] != 'done' for r in results[e.name])] if main else None)
+        if not main: return dict(summary=None, table=None, out=out, diverged=bad)
     summ = summarize(exps, results); table = summary_table(summ)
     groups = sorted({f"{_dname(d)} IF {d.info['imb_factor']:.3g}: Many > {e.many} / Few < {e.few} images" for e in exps for d in [datas[e.name]]})
     head = (f"suite {s['name']}: test top-1 (%) of the last epoch, mean ± std over seeds; " + '; '.join(groups) + "\n\n")
     bad = {n: v['errors'] for n, v in summ.items() if v['status'] != 'done'}
     write_json(out/'results.json', dict(suite=s['name'], command=command, seconds_this_process=round(time.time() - t0, 1),
-                                        env=env_info(device_used=dev), summary=summ, runs=results,
+                                        env=env_info(device_used=dev, processes=world), summary=summ, runs=results,
                                         data={n: d.info for n, d in datas.items()}))
     (out/'table.md.tmp').write_text(head + table + '\n'); (out/'table.md.tmp').replace(out/'table.md')
     if plots: _plots(out, exps, datas, results)
@@ -535,6 +568,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--dry_run', action='store_true', help='list what would run and roughly how long it takes; train nothing')
     p.add_argument('--list', action='store_true', help='list the shipped suites and the methods, and exit')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or mps (default: cuda if available)')
+    p.add_argument('--backend', default=None, help='process-group backend under torchrun / accelerate launch (default: nccl on GPUs, gloo on CPUs)')
     p.add_argument('--data_root', default=None, help='data root (default: $LTR_NB_DATA)')
     p.add_argument('--download', action='store_true', help='download through torchvision if missing (online only)')
     g = p.add_argument_group('experiment fields (override the suite)')
@@ -568,7 +602,7 @@ def _args(a) -> dict:
     only = [x.strip() for x in a.only.split(',') if x.strip()] if a.only is not None else None
     if a.only is not None and not only: raise ValueError(f"only={a.only!r} names no experiment")
     return dict(suite=a.suite, only=only, overrides=over, options=opts, out=a.out, fresh=a.fresh, dry_run=a.dry_run, device=a.device,
-                data_root=a.data_root, download=a.download)
+                data_root=a.data_root, download=a.download, backend=a.backend)
 
 def main(argv=None):
     "The `ltr_nb` command: every input checked before training; ctrl-C keeps what is done; exit 1 when a run diverged."
@@ -585,3 +619,7 @@ def main(argv=None):
         p.exit(130, "\nltr_nb: interrupted; finished runs and the last epoch's checkpoint are kept; run the same command to resume\n")
     if r.get('diverged'): p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the table)\n")
     return 0
+
+# %% ../nbs/09_runner.ipynb #7dec9150
+#| eval: false
+if __name__ == '__main__': sys.exit(main())      # `python -m ltr_nb.runner`, as `torchrun -m ltr_nb.runner` starts it

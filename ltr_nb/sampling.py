@@ -10,7 +10,7 @@ from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'sampling_probs', 'pb_probs', 'ClassSampler', 'ProgressiveSampling', 'sampler_for']
+__all__ = ['SAMPLERS', 'sampling_probs', 'pb_probs', 'ClassSampler', 'ProgressiveSampling', 'sampler_for', 'rank_plan', 'eval_bs']
 
 # %% ../nbs/02_sampling.ipynb #5b338e53
 SAMPLERS = {'ib': 1.0, 'sqrt': 0.5, 'cb': 0.0}
@@ -97,3 +97,32 @@ def sampler_for(name:str|float, labels, seed:int=0, n_samples:int|None=None) -> 
         q = SAMPLERS.get(name, 1.0)
     else: q = float(name)
     return ClassSampler(labels, q, n_samples=n_samples, seed=seed)
+
+# %% ../nbs/02_sampling.ipynb #fa85f817
+def rank_plan(n:int,          # items in the epoch (the sampler's `n_samples`, or the evaluation set's size)
+              bs:int,         # the global batch size (all processes together)
+              rank:int=0, world:int=1,
+              drop_last:bool=False) -> list[tuple[int, int, int, int]]:
+    "`(start, stop, lo, hi)` for every batch: the global batch is epoch positions [start, stop), this process's piece [lo, hi)."
+    if world < 1 or not 0 <= rank < world: raise ValueError(f"rank={rank}, world={world}: need world >= 1 and 0 <= rank < world")
+    if bs < 1 or bs % world:
+        raise ValueError(f"bs={bs} does not split over {world} processes; the global batch size must be a multiple of the world size "
+                         f"(e.g. {max(world, bs // world * world)} or {(bs // world + 1) * world})")
+    out, b = [], bs // world
+    for s in range(0, n, bs):
+        m = min(bs, n - s)
+        if m < bs and drop_last: break
+        if m < world:
+            raise ValueError(f"an epoch of {n} items in global batches of {bs} ends with a batch of {m}, fewer than the {world} processes; "
+                             f"choose a batch size that leaves 0 or at least {world} items in the last batch (n % bs), or drop_last")
+        q, r = divmod(m, world)                              # the last, short batch: pieces differ by at most one
+        lo = s + (rank * b if m == bs else rank * q + min(rank, r))
+        out.append((s, s + m, lo, lo + (b if m == bs else q + (rank < r))))
+    return out
+
+def eval_bs(n:int, bs:int, world:int) -> int:
+    "The smallest global batch size >= `bs`, a multiple of `world`, whose last batch gives every process an item (evaluation only)."
+    if n < world: raise ValueError(f"{n} evaluation items cannot be shared by {world} processes; every process needs one")
+    b = -(-bs // world) * world
+    while 0 < n % b < world: b += world
+    return b

@@ -19,14 +19,15 @@ from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
-from .core import env_info
+from .core import env_info, rank_world, all_sum, is_main
 from .data import LTData, class_groups
 from .loaders import lt_dls, SetEpoch
 from .listfile import ListData, LIST_RECIPES
 from .sampling import ProgressiveSampling
 from .adapters import check_split
 from .metrics import lt_metrics, lt_report, per_class_accuracy, plot_per_class_acc
-from .models import create_model, get_classifier, DEFAULT_ARCH
+from .models import create_model, get_classifier, unwrap, DEFAULT_ARCH
+from .distributed import distributed
 
 # %% auto #0
 __all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'save_atomic',
@@ -100,8 +101,12 @@ class ClassAccRecorder(TrainedEpochCallback):
     def after_batch(self):
         if not self.learn.training: self.preds.append(self.learn.pred.argmax(-1).cpu()); self.targs.append(self.learn.yb[0].cpu())
     def after_trained_epoch(self):
-        if self.preds:
-            n = len(get_classifier(self.learn.model).weight)
+        n = len(get_classifier(self.learn.model).weight)
+        if rank_world()[1] > 1:      # several processes: each saw its share of the split; sum the per-class counts
+            p, t = (torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for v in (self.preds, self.targs))
+            c = all_sum(torch.stack([torch.bincount(t[p == t], minlength=n), torch.bincount(t, minlength=n)])).double()
+            self.learn.cls_acc_hist.append(torch.where(c[1] > 0, c[0] / c[1].clamp(min=1), torch.full_like(c[1], float('nan'))).numpy())
+        elif self.preds:
             self.learn.cls_acc_hist.append(per_class_accuracy(torch.cat(self.preds), torch.cat(self.targs), n).numpy())
 
 # %% ../nbs/06_train.ipynb #f516264f
@@ -118,8 +123,9 @@ class Checkpoint(TrainedEpochCallback):
     order = 70
     def __init__(self, fname:str='ckpt'): store_attr()
     def after_trained_epoch(self):
+        if not is_main(): return                      # one process writes (the weights are the same on every one)
         p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
-        state = dict(model=self.learn.model.state_dict(), opt=self.learn.opt.state_dict(), epoch=self.learn.epoch,
+        state = dict(model=unwrap(self.learn.model).state_dict(), opt=self.learn.opt.state_dict(), epoch=self.learn.epoch,
                      n_epoch=self.learn.n_epoch, hists=_hists(self.learn), best=getattr(self.learn, 'valid_best', None))
         save_atomic(state, p/f'{self.fname}.pth')
 
@@ -144,8 +150,9 @@ class BestValid(TrainedEpochCallback):
         if not getattr(self.learn, 'cls_acc_hist', None): raise RuntimeError("BestValid needs ClassAccRecorder (lt_learner adds it) and a validation split")
         score = float(np.mean(self.learn.cls_acc_hist[-1])); best = getattr(self.learn, 'valid_best', None)
         if best is None or score > best[0]:
-            p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
-            save_atomic(self.learn.model.state_dict(), p/f'{self.fname}.pth')
+            if is_main():
+                p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
+                save_atomic(unwrap(self.learn.model).state_dict(), p/f'{self.fname}.pth')
             self.learn.valid_best = (score, self.learn.epoch)
 
 # %% ../nbs/06_train.ipynb #9f83f8f7
@@ -200,14 +207,15 @@ def lt_learner(data:LTData|ListData, cfg:TrainConfig=None, model:nn.Module|None=
     return learn
 
 def fit_lt(learn:Learner, cfg:TrainConfig|None=None, resume:bool=False, ckpt:str|None=None, cbs=None):
-    "Fit with the configured schedule (cosine to 0, or one-cycle); `ckpt` saves every epoch, `resume` continues from it."
+    "Fit with the configured schedule (cosine to 0, or one-cycle); `ckpt` saves every epoch, `resume` continues from it. Data-parallel under a multi-process launch (see Distributed training)."
     cfg = cfg or learn.lt_cfg
     cbs = list(cbs or []) + ([Checkpoint(ckpt)] if ckpt else [])
     start = load_checkpoint(learn, ckpt or 'ckpt') if resume else 0
     if start >= cfg.epochs: return learn
-    if cfg.schedule == 'cos':
-        learn.fit(cfg.epochs, cfg.lr, cbs=cbs + [ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})], start_epoch=start)
-    else: learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
+    with distributed(learn):
+        if cfg.schedule == 'cos':
+            learn.fit(cfg.epochs, cfg.lr, cbs=cbs + [ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})], start_epoch=start)
+        else: learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
     return learn
 
 # %% ../nbs/06_train.ipynb #0480bb97
