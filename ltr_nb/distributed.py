@@ -16,8 +16,8 @@ from .adapters import rank_dl
 from fastai.distributed import DistributedTrainer, DistributedDL
 
 # %% auto #0
-__all__ = ['launched', 'available_backends', 'init_distributed', 'local_device', 'check_same', 'broadcast', 'one_process',
-           'ShareWeight', 'distributed']
+__all__ = ['launched', 'available_backends', 'init_distributed', 'local_device', 'check_same', 'finish_distributed', 'broadcast',
+           'one_process', 'ShareWeight', 'distributed']
 
 # %% ../nbs/06c_distributed.ipynb #03c02a57
 def launched() -> bool:
@@ -66,6 +66,10 @@ def check_same(value, what:str):
         raise ValueError(f"{what} differs across processes (" + '; '.join(f"rank {i}: {v!r}" for i, v in enumerate(vals)) +
                          "); start every process with the same arguments")
     return value
+
+def finish_distributed():
+    "Wait for every process, then leave the process group (before the interpreter exits, so no communication thread is left running)."
+    if dist.is_available() and dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
 
 def broadcast(value):
     "Rank 0's `value`, on every process (for decisions only rank 0 may take, such as reading the output folder)."

@@ -13,7 +13,7 @@ from ltr_nb.data import lt_dataset
 from ltr_nb.train import TrainConfig, lt_learner, fit_lt
 from ltr_nb.wb import MaxNorm
 from ltr_nb.metrics import LTAccuracy, lt_report
-from ltr_nb.distributed import init_distributed, distributed
+from ltr_nb.distributed import init_distributed, distributed, finish_distributed
 
 p = argparse.ArgumentParser()
 p.add_argument('out'); p.add_argument('what', choices=['train', 'report', 'resume', 'plan'])
@@ -73,3 +73,5 @@ else:   # report: the same fixed predictions scored by the metric under `world` 
     c, t = m.counts()
     rep = dict(per_class=m.per_class.tolist(), few=m.value, n=int(t.sum()), ref=lt_report(logits, y, dig.cls_counts, 60, 20))
     (out / f'report{rank}.json').write_text(json.dumps(rep))
+
+finish_distributed()
