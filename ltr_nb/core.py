@@ -8,10 +8,11 @@ import os, sys, json, platform, random, datetime
 from pathlib import Path
 import numpy as np
 import torch
+import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'env_info', 'rank_world',
-           'is_main', 'all_sum']
+           'is_main', 'comm_device', 'all_sum']
 
 # %% ../nbs/00_core.ipynb #6fdfe0f0
 _TV_SCHEMAS = {'nms': '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
@@ -73,7 +74,6 @@ def env_info(**extra) -> dict:
 # %% ../nbs/00_core.ipynb #ebc70f24
 def rank_world() -> tuple[int, int]:
     "`(rank, world size)` of this process in the initialised `torch.distributed` process group; `(0, 1)` when there is none."
-    import torch.distributed as dist
     if os.environ.get('LTR_NB_ONE_PROCESS'): return 0, 1          # inside `ltr_nb.distributed.one_process()` (rank 0 alone)
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -82,11 +82,13 @@ def is_main() -> bool:
     "True on the process that writes files (rank 0, or the only one)."
     return rank_world()[0] == 0
 
+def comm_device(default='cpu') -> torch.device:
+    "The device the process group's collectives take tensors on: this process's GPU for NCCL, else `default`."
+    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device(default)
+
 def all_sum(t:torch.Tensor) -> torch.Tensor:
     "`t` summed over every process (a new tensor, on `t`'s device); `t` itself when there is one process."
-    import torch.distributed as dist
     if rank_world()[1] == 1: return t
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else t.device   # NCCL reduces GPU tensors only
-    out = t.detach().to(dev, copy=True).contiguous()
+    out = t.detach().to(comm_device(t.device), copy=True).contiguous()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out.to(t.device)

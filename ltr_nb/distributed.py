@@ -11,7 +11,7 @@ import torch.distributed as dist
 from fastcore.basics import patch
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
-from .core import rank_world, all_sum, is_main
+from .core import rank_world, all_sum, is_main, comm_device
 from .adapters import rank_dl
 from fastai.distributed import DistributedTrainer, DistributedDL
 
@@ -99,8 +99,7 @@ def _wrap_dl(self:DistributedTrainer, dl):
 @patch
 def _broadcast(self:DistributedDL, t, rank):
     "Broadcast `t` from `rank` on the process group's device (CUDA for NCCL, CPU for gloo)."
-    dev = torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-    t = torch.as_tensor(t, dtype=torch.long, device=dev); dist.broadcast(t, rank)
+    t = torch.as_tensor(t, dtype=torch.long, device=comm_device()); dist.broadcast(t, rank)
     return t.cpu().tolist()
 
 # %% ../nbs/06c_distributed.ipynb #92f17c56
@@ -108,11 +107,11 @@ class ShareWeight(Callback):
     "Scale each process's training loss by its piece's share of the global batch (× world): DDP's average is then the global batch's mean even when the last batch splits unevenly."
     order = 1      # right after the loss, before anything reads `loss_grad` for the backward pass
     def after_loss(self):
-        if not self.training or rank_world()[1] == 1 or not callable(getattr(self.dl, 'plan', None)): return
-        if not hasattr(self, '_plan') or self._plan_of is not self.dl: self._plan, self._plan_of = self.dl.plan(), self.dl
+        w = rank_world()[1]
+        if not self.training or w == 1 or not callable(getattr(self.dl, 'plan', None)): return
+        if getattr(self, '_plan_of', None) is not self.dl: self._plan, self._plan_of = self.dl.plan(), self.dl   # once per loader
         s, e, lo, hi = self._plan[self.iter]
-        if hi - lo != (e - s) // rank_world()[1] or (e - s) % rank_world()[1]:
-            self.learn.loss_grad = self.learn.loss_grad * ((hi - lo) * rank_world()[1] / (e - s))
+        if (hi - lo) * w != e - s: self.learn.loss_grad = self.learn.loss_grad * ((hi - lo) * w / (e - s))   # only uneven pieces
 
 def _on_gpu(learn) -> bool:
     p = next(iter(learn.model.parameters()), None)

@@ -13,17 +13,25 @@ from .core import all_sum
 from .data import class_groups, GROUPS
 
 # %% auto #0
-__all__ = ['per_class_accuracy', 'group_accuracy', 'lt_report', 'LTAccuracy', 'lt_metrics', 'plot_per_class_acc', 'results_table']
+__all__ = ['class_counts', 'counts_accuracy', 'per_class_accuracy', 'group_accuracy', 'lt_report', 'LTAccuracy', 'lt_metrics',
+           'plot_per_class_acc', 'results_table']
 
 # %% ../nbs/04_metrics.ipynb #f35ee0e3
-def per_class_accuracy(preds, targets, n_cls:int) -> torch.Tensor:
-    "Accuracy of every class (NaN for a class absent from `targets`); `preds` are logits [N, C] or labels [N]."
+def class_counts(preds, targets, n_cls:int) -> torch.Tensor:
+    "Per-class [correct, total] counts (long, shape [2, n_cls]); `preds` are logits [N, C] or labels [N]. Counts add up over batches and processes."
     preds, targets = torch.as_tensor(preds), torch.as_tensor(targets)
     if len(preds) != len(targets): raise ValueError(f"preds has {len(preds)} items but targets has {len(targets)}; they must match")
     if preds.ndim == 2: preds = preds.argmax(-1)
-    correct = torch.bincount(targets[preds == targets], minlength=n_cls).double()
-    total = torch.bincount(targets, minlength=n_cls).double()
+    return torch.stack([torch.bincount(targets[preds == targets], minlength=n_cls), torch.bincount(targets, minlength=n_cls)])
+
+def counts_accuracy(counts:torch.Tensor) -> torch.Tensor:
+    "Accuracy of every class from `class_counts` (NaN for a class with no item)."
+    correct, total = counts.double()
     return torch.where(total > 0, correct / total.clamp(min=1), torch.full_like(total, float('nan')))
+
+def per_class_accuracy(preds, targets, n_cls:int) -> torch.Tensor:
+    "Accuracy of every class (NaN for a class absent from `targets`); `preds` are logits [N, C] or labels [N]."
+    return counts_accuracy(class_counts(preds, targets, n_cls))
 
 # %% ../nbs/04_metrics.ipynb #14d44f38
 def group_accuracy(cls_acc, cls_counts, many:int=100, few:int=20) -> dict:
@@ -47,23 +55,15 @@ class LTAccuracy(Metric):
     def __init__(self, cls_counts, group:str='mean', many:int=100, few:int=20):
         if group not in ('all', 'mean', *GROUPS): raise ValueError(f"group={group!r} is not valid; choose one of {('all', 'mean', *GROUPS)}")
         store_attr(); self.cls_counts = np.asarray(cls_counts); self.reset()
-    def reset(self): self.correct = self.total = 0; self._sum = None
+    def reset(self): self.local = torch.zeros(2, len(self.cls_counts), dtype=torch.long); self._sum = None
     def accumulate(self, learn):
-        pred, targ = learn.pred.argmax(-1).cpu(), learn.yb[0].cpu()
-        n = len(self.cls_counts)
-        self.correct = self.correct + torch.bincount(targ[pred == targ], minlength=n)
-        self.total = self.total + torch.bincount(targ, minlength=n)
-        self._sum = None
+        self.local += class_counts(learn.pred.cpu(), learn.yb[0].cpu(), len(self.cls_counts)); self._sum = None
     def counts(self) -> tuple[torch.Tensor, torch.Tensor]:
         "Per-class (correct, total), summed over every process (once per validation pass)."
-        if self._sum is None:
-            n = len(self.cls_counts); z = torch.zeros(n, dtype=torch.long)
-            self._sum = all_sum(torch.stack([torch.as_tensor(self.correct) + z, torch.as_tensor(self.total) + z]))
+        if self._sum is None: self._sum = all_sum(self.local)
         return self._sum[0], self._sum[1]
     @property
-    def per_class(self):
-        c, t = (x.double() for x in self.counts())
-        return torch.where(t > 0, c / t.clamp(min=1), torch.full_like(t, float('nan')))
+    def per_class(self): return counts_accuracy(torch.stack(self.counts()))
     @property
     def value(self):
         if self.group == 'all': c, t = self.counts(); return float(c.sum() / t.sum().clamp(min=1))

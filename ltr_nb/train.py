@@ -25,7 +25,7 @@ from .loaders import lt_dls, SetEpoch
 from .listfile import ListData, LIST_RECIPES
 from .sampling import ProgressiveSampling
 from .adapters import check_split
-from .metrics import lt_metrics, lt_report, per_class_accuracy, plot_per_class_acc
+from .metrics import lt_metrics, lt_report, per_class_accuracy, class_counts, counts_accuracy, plot_per_class_acc
 from .models import create_model, get_classifier, unwrap, DEFAULT_ARCH
 from .distributed import distributed
 
@@ -101,13 +101,10 @@ class ClassAccRecorder(TrainedEpochCallback):
     def after_batch(self):
         if not self.learn.training: self.preds.append(self.learn.pred.argmax(-1).cpu()); self.targs.append(self.learn.yb[0].cpu())
     def after_trained_epoch(self):
+        if not self.preds and rank_world()[1] == 1: return          # no validation split
         n = len(get_classifier(self.learn.model).weight)
-        if rank_world()[1] > 1:      # several processes: each saw its share of the split; sum the per-class counts
-            p, t = (torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for v in (self.preds, self.targs))
-            c = all_sum(torch.stack([torch.bincount(t[p == t], minlength=n), torch.bincount(t, minlength=n)])).double()
-            self.learn.cls_acc_hist.append(torch.where(c[1] > 0, c[0] / c[1].clamp(min=1), torch.full_like(c[1], float('nan'))).numpy())
-        elif self.preds:
-            self.learn.cls_acc_hist.append(per_class_accuracy(torch.cat(self.preds), torch.cat(self.targs), n).numpy())
+        p, t = (torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for v in (self.preds, self.targs))
+        self.learn.cls_acc_hist.append(counts_accuracy(all_sum(class_counts(p, t, n))).numpy())   # counts summed over processes
 
 # %% ../nbs/06_train.ipynb #f516264f
 def save_atomic(obj, path):
