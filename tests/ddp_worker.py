@@ -20,6 +20,7 @@ p.add_argument('out'); p.add_argument('what', choices=['train', 'report', 'resum
 p.add_argument('--epochs', type=int, default=3); p.add_argument('--kill-after', type=int, default=None)
 p.add_argument('--seed', type=int, default=0); p.add_argument('--bs', type=int, default=None); p.add_argument('--sampler', default='cb')
 p.add_argument('--backend', default=None); p.add_argument('--seed-per-rank', action='store_true')
+p.add_argument('--data', default='digits', help="'digits' (in memory) or 'list:<folder>' (streamed from list files)")
 a = p.parse_args()
 out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
 torch.set_num_threads(1)
@@ -37,7 +38,10 @@ class Kill(Callback):
             if world > 1: dist.barrier()
             os.kill(os.getpid(), signal.SIGKILL)
 
-dig = lt_dataset('digits')
+if a.data.startswith('list:'):
+    from ltr_nb.listfile import list_dataset
+    dig = list_dataset(a.data, size=8, num_workers=0)
+else: dig = lt_dataset(a.data)
 n = len(dig.y_train)
 bs = a.bs or 2 * (n // 20 // 2)          # about 20 batches of an even size
 if a.what == 'plan':
@@ -53,15 +57,23 @@ if a.what == 'plan':
         idx[e] = dict(pos=pos.tolist(), idx=share.sampler.indices(e)[pos].tolist())
     (out / f'plan{rank}.json').write_text(json.dumps(dict(world=world, n=share.n, idx=idx)))
     sys.exit(0)
-cfg = TrainConfig(epochs=a.epochs, lr=0.05, bs=bs, sampler=a.sampler, seed=a.seed, arch='mlp')
-learn = lt_learner(dig, cfg, path=out / 'run', quiet=True, cbs=[MaxNorm(0.5)])
+class ItemCount(Callback):
+    "Training items this process saw per epoch, and validation items it scored (summed over processes at the end)."
+    def before_fit(self): self.trained, self.scored = torch.zeros(a.epochs, dtype=torch.long), torch.zeros(a.epochs, dtype=torch.long)
+    def after_batch(self):
+        (self.trained if self.training else self.scored)[self.epoch] += len(self.yb[0])
+
+cfg = TrainConfig(epochs=a.epochs, lr=0.05, bs=bs, sampler=a.sampler, seed=a.seed, arch='mlp' if a.data == 'digits' else 'smallcnn')
+count = ItemCount()
+learn = lt_learner(dig, cfg, path=out / 'run', quiet=True, cbs=[MaxNorm(0.5), count])
 if a.what in ('train', 'resume'):
     cbs = [Kill(a.kill_after)] if a.kill_after else []
     try: fit_lt(learn, resume=a.what == 'resume' and (out / 'run' / 'models' / 'ck.pth').is_file(), ckpt='ck', cbs=cbs)
     except ValueError as e:
         print(f"rank {rank}: error: {e}", flush=True); sys.exit(2)
     sd = {k: v.tolist() for k, v in learn.model.state_dict().items()}
-    (out / f'weights{rank}.json').write_text(json.dumps(dict(world=world, sd=sd, acc=[a.tolist() for a in learn.cls_acc_hist])))
+    (out / f'weights{rank}.json').write_text(json.dumps(dict(world=world, sd=sd, acc=[a.tolist() for a in learn.cls_acc_hist],
+        seen=all_sum(count.trained).tolist(), scored=all_sum(count.scored).tolist(), n_valid=learn.dls.valid.n)))
 else:   # report: the same fixed predictions scored by the metric under `world` processes
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(len(dig.y_test), dig.n_cls, generator=g); y = dig.y_test

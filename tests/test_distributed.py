@@ -26,19 +26,21 @@ def launch(out, *args, n=2, check=True):
 def _load(out, name, ranks=(0, 1)): return [json.loads((out / f'{name}{r}.json').read_text()) for r in ranks]
 
 
-def test_shares_disjoint_union_is_the_epoch(tmp_path):
-    "Per-rank positions are disjoint and cover the epoch; the union of indices is the single-process draw; class-balanced within binomial bounds."
-    launch(tmp_path, 'plan', '--sampler', 'cb', '--bs', '22')
+@pytest.mark.parametrize('sampler', ['cb', 'pb'])
+def test_shares_disjoint_union_is_the_epoch(tmp_path, sampler):
+    "Per-rank positions are disjoint and cover the epoch; the union of indices is the single-process draw (class-balanced, or the progressively-balanced schedule's epoch); class-balanced within binomial bounds."
+    launch(tmp_path, 'plan', '--sampler', sampler, '--bs', '22')
     p0, p1 = _load(tmp_path, 'plan')
     from ltr_nb.data import lt_dataset
     from ltr_nb.sampling import sampler_for
-    dig = lt_dataset('digits'); s = sampler_for('cb', dig.y_train, seed=0)
+    dig = lt_dataset('digits'); s = sampler_for(sampler, dig.y_train, seed=0)
     union = []
     for e in ('0', '1', '2'):
         a, b = p0['idx'][e], p1['idx'][e]
         assert not set(a['pos']) & set(b['pos']) and sorted(a['pos'] + b['pos']) == list(range(p0['n']))
         assert sorted(a['idx'] + b['idx']) == sorted(s.indices(int(e)).tolist())
         union += a['idx'] + b['idx']
+    if sampler == 'pb': return              # its class frequencies move with the epoch (checked in 02_sampling)
     f = np.bincount(dig.y_train.numpy()[union], minlength=10) / len(union)
     assert (np.abs(f - 0.1) <= 5 * np.sqrt(0.1 * 0.9 / len(union))).all(), f
 
@@ -52,6 +54,20 @@ def test_weights_same_on_ranks_and_as_one_process(tmp_path):
         assert np.array_equal(np.array(w0['sd'][k]), np.array(w1['sd'][k])), k
         np.testing.assert_allclose(np.array(w0['sd'][k]), np.array(w['sd'][k]), atol=1e-5, err_msg=k)
     assert np.array_equal(np.array(w0['acc']), np.array(w['acc']))       # validation per class, counts summed over ranks
+
+
+def test_list_file_fit_two_processes(tmp_path):
+    "The streaming pipeline (images read from list files, random crops and flips) under two processes: the same weights on both ranks; together they train on as many items per epoch as one process and score every validation image once."
+    from ltr_nb.data import lt_dataset
+    from ltr_nb.listfile import write_list_files
+    write_list_files(lt_dataset('digits'), tmp_path / 'lst')
+    data = ['--data', f"list:{tmp_path / 'lst'}", '--epochs', '2']
+    launch(tmp_path / 'two', 'train', *data); launch(tmp_path / 'one', 'train', *data, n=1)
+    w0, w1 = _load(tmp_path / 'two', 'weights'); (w,) = _load(tmp_path / 'one', 'weights', (0,))
+    for k in w['sd']: assert np.array_equal(np.array(w0['sd'][k]), np.array(w1['sd'][k])), k
+    assert w0['seen'] == w['seen'] and w0['seen'][0] > 0
+    assert w0['scored'] == w['scored'] == [w['n_valid']] * 2
+    assert w0['acc'] == w1['acc'] and len(w0['acc']) == 2
 
 
 def test_report_equals_one_process(tmp_path):
