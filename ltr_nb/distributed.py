@@ -4,7 +4,7 @@
 
 # %% ../nbs/06c_distributed.ipynb #3e09da00
 from __future__ import annotations
-import os, datetime
+import os, sys, datetime
 from contextlib import contextmanager, nullcontext
 import torch
 import torch.distributed as dist
@@ -16,8 +16,8 @@ from .adapters import rank_dl
 from fastai.distributed import DistributedTrainer, DistributedDL
 
 # %% auto #0
-__all__ = ['launched', 'available_backends', 'init_distributed', 'local_device', 'check_same', 'finish_distributed', 'broadcast',
-           'one_process', 'ShareWeight', 'distributed']
+__all__ = ['launched', 'available_backends', 'init_distributed', 'local_device', 'check_same', 'finish_distributed',
+           'exit_together', 'broadcast', 'one_process', 'ShareWeight', 'distributed']
 
 # %% ../nbs/06c_distributed.ipynb #03c02a57
 def launched() -> bool:
@@ -70,6 +70,25 @@ def check_same(value, what:str):
 def finish_distributed():
     "Wait for every process, then leave the process group (before the interpreter exits, so no communication thread is left running)."
     if dist.is_available() and dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
+
+def exit_together(message:str,          # what went wrong (printed with the program's name and, when launched, the rank)
+                  code:int=2,           # exit status
+                  prog:str='ltr_nb',
+                  wait_s:float=60):     # longest wait for the other processes (they may not have failed)
+    "Print the error on stderr, wait until every process has reported (at most `wait_s`), then exit with `code`."
+    # A launcher stops every process once the first exits; without the wait, only the fastest process would report.
+    r = os.environ.get('RANK')
+    print(f"{prog}: rank {r}: error: {message}" if launched() else f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    if launched() and dist.is_available() and dist.is_gloo_available():
+        t = datetime.timedelta(seconds=wait_s)
+        try:
+            if not dist.is_initialized(): dist.init_process_group('gloo', timeout=t)        # the launch failed before the group was made
+            g = None if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo', timeout=t)
+            dist.monitored_barrier(group=g, timeout=t, wait_all_ranks=True)
+        except Exception: pass      # a process that did not fail, or a dead launcher: exit anyway
+        finally:
+            if dist.is_initialized(): dist.destroy_process_group()
+    sys.exit(code)
 
 def broadcast(value):
     "Rank 0's `value`, on every process (for decisions only rank 0 may take, such as reading the output folder)."

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
 import ltr_nb
 from .core import env_info, is_main, rank_world, all_sum
-from .distributed import launched, init_distributed, local_device, check_same, broadcast, one_process, finish_distributed
+from .distributed import launched, init_distributed, local_device, check_same, broadcast, one_process, finish_distributed, exit_together
 from .data import lt_dataset, DATASETS, LTData
 from .listfile import LIST_RECIPES, ListData, list_dataset
 from .sampling import sampler_for
@@ -614,7 +614,7 @@ def main(argv=None):
         return 0
     cmd = shlex.join(['ltr_nb'] + list(sys.argv[1:] if argv is None else argv))
     try: r = run_suite(**_args(a), command=cmd); finish_distributed()
-    except (ValueError, FileNotFoundError) as e: p.exit(2, f"ltr_nb: error: {e}\n")
+    except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)        # on every process of a launched job
     except KeyboardInterrupt:
         p.exit(130, "\nltr_nb: interrupted; finished runs and the last epoch's checkpoint are kept; run the same command to resume\n")
     if r.get('diverged'): p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the table)\n")

@@ -13,7 +13,7 @@ from ltr_nb.data import lt_dataset
 from ltr_nb.train import TrainConfig, lt_learner, fit_lt
 from ltr_nb.wb import MaxNorm
 from ltr_nb.metrics import LTAccuracy, lt_report
-from ltr_nb.distributed import init_distributed, distributed, finish_distributed
+from ltr_nb.distributed import init_distributed, distributed, finish_distributed, exit_together
 
 p = argparse.ArgumentParser()
 p.add_argument('out'); p.add_argument('what', choices=['train', 'report', 'resume', 'plan'])
@@ -25,8 +25,7 @@ a = p.parse_args()
 out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
 torch.set_num_threads(1)
 try: rank, world = init_distributed(a.backend, device='cpu')
-except ValueError as e:
-    print(f"rank {os.environ.get('RANK')}: error: {e}", flush=True); sys.exit(2)
+except ValueError as e: exit_together(str(e), 2, prog='ddp_worker')
 if a.seed_per_rank: a.seed += rank
 
 class Kill(Callback):
@@ -69,8 +68,7 @@ learn = lt_learner(dig, cfg, path=out / 'run', quiet=True, cbs=[MaxNorm(0.5), co
 if a.what in ('train', 'resume'):
     cbs = [Kill(a.kill_after)] if a.kill_after else []
     try: fit_lt(learn, resume=a.what == 'resume' and (out / 'run' / 'models' / 'ck.pth').is_file(), ckpt='ck', cbs=cbs)
-    except ValueError as e:
-        print(f"rank {rank}: error: {e}", flush=True); sys.exit(2)
+    except ValueError as e: exit_together(str(e), 2, prog='ddp_worker')
     sd = {k: v.tolist() for k, v in learn.model.state_dict().items()}
     (out / f'weights{rank}.json').write_text(json.dumps(dict(world=world, sd=sd, acc=[a.tolist() for a in learn.cls_acc_hist],
         seen=all_sum(count.trained).tolist(), scored=all_sum(count.scored).tolist(), n_valid=learn.dls.valid.n)))

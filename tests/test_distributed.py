@@ -98,10 +98,26 @@ def test_kill_and_resume_two_processes(tmp_path):
     pytest.param(['train', '--backend', 'nccl'], "backend='nccl'", marks=pytest.mark.skipif(torch.cuda.is_available(), reason='has CUDA')),
 ])
 def test_bad_launch_refused_on_every_rank(tmp_path, args, msg):
+    "Every process reports the error (each waits for the others before exiting, so the launcher stops none early); nothing trained."
     r = launch(tmp_path, *args, check=False)
     assert r.returncode != 0
-    for rank in (0, 1): assert f'rank {rank}: error: ' in r.stdout and msg in r.stdout, r.stdout + r.stderr[-2000:]
+    _reported(r.stderr, 'ddp_worker', msg)
     assert not (tmp_path / 'run' / 'models').exists()
+
+
+def _reported(err, prog, msg):
+    lines = [l for l in err.splitlines() if l.startswith(f'{prog}: rank ')]
+    for rank in (0, 1): assert any(l.startswith(f'{prog}: rank {rank}: error: ') and msg in l for l in lines), err[-3000:]
+
+
+def test_bad_launch_of_the_command(tmp_path):
+    "`torchrun -m ltr_nb.runner` with a backend this build lacks: both processes say so and exit 2; no output folder."
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    r = subprocess.run([TORCHRUN, '--nproc_per_node', '2', '--master_port', str(_port()), '-m', 'ltr_nb.runner', 'digits-lt', '--only', 'joint-ib',
+                        '--device', 'cpu', '--backend', 'nosuch', '--out', str(tmp_path / 'o')], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode != 0
+    _reported(r.stderr, 'ltr_nb', "backend='nosuch' is not available in this torch build")
+    assert not (tmp_path / 'o').exists()
 
 
 def test_main_job_under_torchrun_same_table(tmp_path):
