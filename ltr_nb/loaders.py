@@ -12,6 +12,7 @@ from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback
 from .data import LTData
 from .sampling import ClassSampler, sampler_for, ProgressiveSampling, rank_plan
+from .core import seed_everything, rank_world
 
 # %% auto #0
 __all__ = ['AUGMENT', 'pad_crop_flip', 'channel_stats', 'Normalize', 'DeviceLoader', 'SetEpoch', 'lt_dls']
@@ -113,6 +114,8 @@ class SetEpoch(Callback):
         dl = self.learn.dls.train; dl.epoch = self.learn.epoch
         s = getattr(dl, 'sampler', None)
         if hasattr(s, 'set_epoch'): s.set_epoch(self.learn.epoch)
+        if not isinstance(dl, DeviceLoader):     # a streaming loader: its crops and flips come from the global generators
+            seed_everything((getattr(s, 'seed', 0) * 1_000_003 + self.learn.epoch) * 1_009 + rank_world()[0])
 
 def lt_dls(data:LTData,
            bs:int=64,                 # batch size (the papers use 64 on CIFAR-LT, 128 on digits here)
