@@ -78,7 +78,9 @@ def exit_together(message:str,          # what went wrong (printed with the prog
     "Print the error on stderr, wait until every process has reported (at most `wait_s`), then exit with `code`."
     # A launcher stops every process once the first exits; without the wait, only the fastest process would report.
     r = os.environ.get('RANK')
-    print(f"{prog}: rank {r}: error: {message}" if launched() else f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    line = (f"{prog}: rank {r}: error: {message}" if launched() else f"{prog}: error: {message}") + '\n'
+    try: sys.stderr.flush(); os.write(sys.stderr.fileno(), line.encode())   # one write: processes' lines do not interleave
+    except (AttributeError, OSError, ValueError): print(line, end='', file=sys.stderr, flush=True)   # a notebook's or a test's stream
     if launched() and dist.is_available() and dist.is_gloo_available():
         t = datetime.timedelta(seconds=wait_s)
         try:
