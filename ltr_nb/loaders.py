@@ -114,8 +114,8 @@ class SetEpoch(Callback):
         dl = self.learn.dls.train; dl.epoch = self.learn.epoch
         s = getattr(dl, 'sampler', None)
         if hasattr(s, 'set_epoch'): s.set_epoch(self.learn.epoch)
-        if not isinstance(dl, DeviceLoader):     # a streaming loader: its crops and flips come from the global generators
-            seed_everything((getattr(s, 'seed', 0) * 1_000_003 + self.learn.epoch) * 1_009 + rank_world()[0])
+        if not isinstance(dl, DeviceLoader) and hasattr(s, 'seed'):   # streamed: crops and flips come from the global generators
+            seed_everything((s.seed * 1_000_003 + self.learn.epoch) * 1_009 + rank_world()[0])
 
 def lt_dls(data:LTData,
            bs:int=64,                 # batch size (the papers use 64 on CIFAR-LT, 128 on digits here)

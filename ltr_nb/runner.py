@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
 import ltr_nb
 from .core import env_info, is_main, rank_world, all_sum
-from .distributed import launched, init_distributed, local_device, check_same, broadcast, one_process, finish_distributed, exit_together
+from .distributed import (
+    launched, init_distributed, local_device, check_same, broadcast, one_process, finish_distributed, exit_together)
 from .data import lt_dataset, DATASETS, LTData
 from .listfile import LIST_RECIPES, ListData, list_dataset
 from .sampling import sampler_for
