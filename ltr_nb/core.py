@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #317258ab
 from __future__ import annotations
-import os, sys, json, platform, random, datetime
+import os, sys, json, platform, random, datetime, errno, shutil
 from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'env_info', 'rank_world',
-           'is_main', 'comm_device', 'all_sum']
+__all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'env_info', 'StateError',
+           'load_state', 'read_json', 'DiskFull', 'write_atomic', 'rank_world', 'is_main', 'comm_device', 'all_sum']
 
 # %% ../nbs/00_core.ipynb #6fdfe0f0
 _TV_SCHEMAS = {'nms': '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
@@ -38,9 +38,10 @@ DATA_ENV = 'LTR_NB_DATA'
 
 def data_root(root:str|Path|None=None) -> Path:
     "The data root: `root`, else `$LTR_NB_DATA`, else `~/.ltr_nb/data`."
-    if root is not None: return Path(root).expanduser()
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path.home()/'.ltr_nb'/'data'
+    src, v = ('data_root', root) if root is not None else (f'${DATA_ENV}', os.environ.get(DATA_ENV))
+    if not v: return Path.home()/'.ltr_nb'/'data'
+    try: return Path(v).expanduser()
+    except RuntimeError as err: raise ValueError(f"{src}={str(v)!r} cannot be expanded ({err}); give an existing user's ~ or an absolute path") from None
 
 # %% ../nbs/00_core.ipynb #3d33c26b
 def real_data_root(sub:str) -> Path|None:
@@ -70,6 +71,49 @@ def env_info(**extra) -> dict:
              device=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu',
              **{m: _ver(m) for m in ('ltr_nb', 'torch', 'torchvision', 'fastai', 'fastcore', 'numpy')})
     return {**d, **extra}
+
+# %% ../nbs/00_core.ipynb #4b9726ee
+class StateError(ValueError):
+    "A file of a results folder that cannot be read safely; the message names it and says how to recover."
+
+def _recover(path) -> str:
+    return f"delete {str(Path(path).parent)!r} (or the run's folder) to recompute it, or start again with --fresh"
+
+# %% ../nbs/00_core.ipynb #c6f8bcad
+def load_state(path, what:str='checkpoint', map_location='cpu'):
+    "`torch.load` of `path` with `weights_only=True` (nothing in the file can run code); a `StateError` naming the file otherwise."
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError: raise
+    except Exception as err:
+        raise StateError(f"{what} {str(path)!r} cannot be read safely ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}); "
+                         + _recover(path)) from None
+
+# %% ../nbs/00_core.ipynb #36e6f81b
+def read_json(path, what:str='state file', keys=()) -> dict:
+    "The JSON object in `path` (with `keys` present), or a `StateError` naming the file and how to recover."
+    try: d = json.loads(Path(path).read_text())
+    except FileNotFoundError: raise
+    except (OSError, ValueError) as err: raise StateError(f"{what} {str(path)!r} is not valid JSON ({err}); " + _recover(path)) from None
+    missing = [k for k in keys if not isinstance(d, dict) or k not in d]
+    if missing: raise StateError(f"{what} {str(path)!r} lacks {missing} (not written by this ltr_nb, or damaged); " + _recover(path))
+    return d
+
+# %% ../nbs/00_core.ipynb #c927f27c
+class DiskFull(ValueError):
+    "No space left where a results file is written; the message names the folder and the bytes needed."
+
+def write_atomic(path, data:bytes):
+    "Write `data` to `path` through a temporary file and a rename: a crash, a signal or a full disk never leaves a half-written `path` nor a stray `.tmp`."
+    path = Path(path); tmp = path.with_name(path.name + '.tmp')
+    try:
+        with open(tmp, 'wb') as f: f.write(data)
+        tmp.replace(path)
+    except OSError as err:
+        if err.errno != errno.ENOSPC: raise
+        raise DiskFull(f"no space left in {str(path.parent)!r}: writing {path.name} needs {len(data)} bytes, "
+                       f"{shutil.disk_usage(path.parent).free} are free; free some space and run the same command again "
+                       "(what was finished before is kept)") from None
+    finally: tmp.unlink(missing_ok=True)
 
 # %% ../nbs/00_core.ipynb #ebc70f24
 def rank_world() -> tuple[int, int]:

@@ -119,6 +119,7 @@ def predict_features(head:nn.Module, feats:torch.Tensor, bs:int=4096) -> torch.T
 def feats_report(model, feats:Features, split:str='test', many:int=100, few:int=20) -> dict:
     "`lt_report` of `model`'s classifier (linear or NCM) on the cached features of 'train', 'valid' or 'test'."
     x, y = feats.split(split)
+    if x is None or len(y) == 0: raise ValueError(f"split={split!r}: the features have no samples of this split (the data has no {split} split)")
     return lt_report(predict_features(get_classifier(model), x), y, feats.cls_counts, many, few)
 
 @torch.no_grad()

@@ -5,6 +5,7 @@
 # %% ../nbs/03b_listfile.ipynb #aa359a41
 from __future__ import annotations
 import re
+from PIL import Image
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -22,6 +23,13 @@ from .adapters import class_aware_dls
 __all__ = ['LIST_RECIPES', 'read_list_file', 'write_list_files', 'list_file_dls', 'ListData', 'list_dataset']
 
 # %% ../nbs/03b_listfile.ipynb #fd3db432
+def _check_image(f:Path, where:str):
+    "A `ValueError` naming `where` unless `f` opens as an image (its header only: a zero-byte or non-image file fails here, not mid-training)."
+    try:
+        with Image.open(f) as im: im.size
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{where} at {str(f)!r} is not a readable image ({type(err).__name__}: {err}); replace it or remove its line") from None
+
 def read_list_file(path,                  # the list file: one `relative/path label` per line
                    root=None,             # the folder the paths are relative to (default: the list file's folder)
                    n_cls:int|None=None,   # number of classes, to check the labels (None: any label >= 0)
@@ -43,6 +51,7 @@ def read_list_file(path,                  # the list file: one `relative/path la
         f = root/parts[0].strip()
         if check_files and not f.is_file():
             raise FileNotFoundError(f"{path}, line {i}: image {parts[0].strip()!r} not found at {str(f)!r}; check root= (the folder the paths are relative to)")
+        if check_files: _check_image(f, f"{path}, line {i}: image {parts[0].strip()!r}")
         files.append(f); labels.append(lab)
     if not files: raise ValueError(f"list file {str(path)!r} has no entries")
     return files, np.asarray(labels, dtype=np.int64)

@@ -43,7 +43,8 @@ def group_accuracy(cls_acc, cls_counts, many:int=100, few:int=20) -> dict:
     return {k: float(np.nanmean(cls_acc[g == k])) if (g == k).any() else float('nan') for k in GROUPS}
 
 def lt_report(preds, targets, cls_counts, many:int=100, few:int=20) -> dict:
-    "All (top-1), mean per-class, Many/Medium/Few accuracy and the per-class vector, in one dict."
+    "All (top-1), mean per-class, Many/Medium/Few accuracy and the per-class vector, in one dict (a `ValueError` when there is nothing to report on)."
+    if len(targets) == 0: raise ValueError("targets is empty: no samples to report on (a missing or empty split); pass a split that has samples")
     pc = per_class_accuracy(preds, targets, len(cls_counts))
     preds = torch.as_tensor(preds); lab = preds.argmax(-1) if preds.ndim == 2 else preds
     return dict(all=float((lab == torch.as_tensor(targets)).double().mean()), mean_cls=float(pc.nanmean()),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_runner.ipynb #81327aad
 from __future__ import annotations
-import argparse, hashlib, json, math, os, shlex, shutil, sys, time, zipfile
+import argparse, contextlib, hashlib, json, math, os, shlex, signal, sys, threading, time, zipfile
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -13,7 +13,8 @@ import torch
 import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
 import ltr_nb
-from .core import env_info, is_main, rank_world, all_sum
+from .core import env_info, is_main, rank_world, all_sum, load_state, read_json, StateError, write_atomic
+from .folder import write_json, read_manifest, write_manifest, clear_results, FolderLock
 from .distributed import (
     launched, init_distributed, local_device, check_same, broadcast, one_process, finish_distributed, exit_together)
 from .data import lt_dataset, DATASETS, LTData
@@ -28,7 +29,7 @@ from .wb import wb_stage2, WBConfig
 
 # %% auto #0
 __all__ = ['METHODS', 'SUITES_DIR', 'Experiment', 'Method', 'register_method', 'check_experiment', 'train_config', 'suite_names',
-           'load_suite', 'Diverged', 'FiniteCheck', 'train_spec', 'write_json', 'train_run', 'run_experiment',
+           'load_suite', 'Diverged', 'FiniteCheck', 'result_key', 'train_spec', 'train_run', 'run_experiment',
            'epochs_done', 'summarize', 'summary_table', 'check_device', 'check_out', 'plan', 'run_suite', 'main']
 
 # %% ../nbs/09_runner.ipynb #08a9d43c
@@ -124,11 +125,37 @@ def _is_list(dataset:str) -> bool: return dataset in LIST_RECIPES or dataset.sta
 
 def _finite(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
+_TYPES = {'str': (str,), 'int': (int,), 'float': (int, float), 'bool': (bool,), 'list': (list,), 'dict': (dict,), 'None': (type(None),)}
+
+def _type_ok(v, annotation:str) -> bool:
+    "Whether `v` fits a field annotation such as 'int|None' (a bool is no number here, a float no int)."
+    ok = tuple(t for a in annotation.split('|') for t in _TYPES[a.strip()])
+    return isinstance(v, ok) and not (isinstance(v, bool) and bool not in ok)
+
+def _check_types(e:Experiment):
+    "A `ValueError` naming every field of `e` whose value has the wrong type, and the type it needs."
+    wrong = [f"{f.name}={getattr(e, f.name)!r} (needs {f.type.replace(' ', '')})" for f in fields(e) if not _type_ok(getattr(e, f.name), f.type)]
+    if wrong: raise ValueError(f"experiment {e.name!r}: wrong type: {'; '.join(wrong)}")
+
+def _check_values(e:Experiment):
+    "Types inside the containers: seeds in NumPy's seed range, the paper's numbers, the options against the method's defaults."
+    n = f"experiment {e.name!r}: "
+    if any(not _type_ok(s, 'int') or not 0 <= s < 2**32 for s in e.seeds):
+        raise ValueError(f"{n}seeds={e.seeds!r} must be integers in 0..4294967295 (NumPy's seed range; larger seeds would repeat smaller ones)")
+    if e.paper is not None and any(not _type_ok(v, 'str' if k == 'source' else 'float') for k, v in e.paper.items()):
+        raise ValueError(f"{n}paper={e.paper!r} must map group names to numbers (and 'source' to a text)")
+    d = METHODS[e.method].defaults
+    for k, v in e.options.items():
+        want = 'str|float' if k == 'sampler' else type(d[k]).__name__ if k in d else None
+        if want and not _type_ok(v, want): raise ValueError(f"{n}options.{k}={v!r} has the wrong type; it needs {want} (default {d[k]!r})")
+
 def check_experiment(e:Experiment) -> Experiment:
     "`e` with its method's default options filled in, or a `ValueError` naming the field, the value and what is valid."
-    n = f"experiment {e.name!r}: "
+    n = f"experiment {str(e.name)[:60]!r}: "
     def bad(f, v, valid): raise ValueError(f"{n}{f}={v!r} {valid}")
+    _check_types(e)
     if not e.name or any(c in e.name for c in '/\\ \t\n') or e.name.startswith('.'): bad('name', e.name, 'must be a non-empty folder name (no slashes or spaces)')
+    if len(e.name) > 80: bad('name', e.name[:20] + '...', f'is {len(e.name)} characters long; use at most 80 (it names a folder)')
     if e.method not in METHODS: bad('method', e.method, f'is unknown; choose one of {list(METHODS)}')
     m = METHODS[e.method]
     extra = set(e.options) - set(m.defaults)
@@ -155,7 +182,8 @@ def check_experiment(e:Experiment) -> Experiment:
     if e.wd is not None and not (_finite(e.wd) and e.wd >= 0): bad('wd', e.wd, 'must be a finite number >= 0')
     if e.few < 0 or e.many < e.few: bad('many, few', (e.many, e.few), 'must satisfy many >= few >= 0 (Many: > many images, Few: < few)')
     if not e.seeds: bad('seeds', e.seeds, 'names no seed; e.g. [0]')
-    if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in e.seeds): bad('seeds', e.seeds, 'must be integers >= 0')
+    _check_values(e)
+    if listed and (e.arch or '') == 'mlp': bad('arch', e.arch, f"needs in-memory inputs; the list-file dataset {e.dataset!r} streams images: choose one of {[a for a in ARCHS if a != 'mlp']}")
     if len(set(e.seeds)) != len(e.seeds): bad('seeds', e.seeds, 'has duplicates')
     if 'sampler' in o: sampler_for(o['sampler'], torch.arange(2))
     if 'kind' in o and o['kind'] not in LA_KINDS: bad('options.kind', o['kind'], f'is not valid; choose one of {LA_KINDS}')
@@ -187,10 +215,16 @@ def load_suite(suite) -> dict:
         try: d = json.loads(p.read_text())
         except json.JSONDecodeError as err: raise ValueError(f"suite={str(suite)!r} is not valid JSON: {err}") from None
         src = str(p)
+    if not isinstance(d, dict): raise ValueError(f"{src}: a suite must be a JSON object with 'experiments', not a {type(d).__name__}")
+    unknown = sorted(set(d) - {'name', 'about', 'defaults', 'experiments'})
+    if unknown: raise ValueError(f"{src}: unknown keys {unknown}; a suite has 'name', 'about', 'defaults' and 'experiments'")
+    for k, t in (('name', str), ('about', str), ('defaults', dict)):
+        if k in d and not isinstance(d[k], t): raise ValueError(f"{src}: {k}={d[k]!r} must be a {t.__name__}")
     if not isinstance(d.get('experiments'), list) or not d['experiments']: raise ValueError(f"{src}: 'experiments' must be a non-empty list")
     base = d.get('defaults', {})
     exps = []
     for i, x in enumerate(d['experiments']):
+        if not isinstance(x, dict): raise ValueError(f"{src}: experiment {i} must be an object of fields, not {x!r}")
         kw = {**base, **x}
         unknown = set(kw) - _FIELDS
         if unknown: raise ValueError(f"{src}: experiment {i} ({x.get('name')!r}) has unknown fields {sorted(unknown)}; valid: {sorted(_FIELDS)}")
@@ -227,25 +261,19 @@ def _data_spec(e:Experiment) -> dict:
     d = dict(dataset=e.dataset, imb_factor=e.imb_factor, profile=e.profile, n_max=e.n_max, val_per_class=e.val_per_class, select=e.select)
     return d if e.size is None else {**d, 'size': e.size}     # (no key when unset: earlier runs keep their keys)
 
+def _comparable(e:dict) -> dict:
+    "An experiment's fields (as a dict) that decide its results: all but seeds, label and the paper's numbers (unset ones left out, so a field added later compares equal)."
+    return {k: v for k, v in e.items() if k not in ('seeds', 'label', 'paper') and v is not None}
+
+def result_key(e:Experiment, seed:int) -> str:
+    "The key of one row's result for `seed`: every field that decides it and its training run. A stored result with another key is never reported."
+    return _key(dict(experiment=_comparable(asdict(e)), seed=seed, train=train_spec(e, seed)))
+
 def train_spec(e:Experiment, seed:int) -> dict:
     "What a training run depends on: data, recipe, trainer and its settings. Experiments with equal specs share one run (one model)."
     m = METHODS[e.method]; t = m.train_opts(e.options)
     return dict(data=_data_spec(e), trainer=m.trainer, config=asdict(train_config(e, seed)),
                 settings={k: v for k, v in t.items() if k not in ('sampler', 'wd')})   # those two are in the config
-
-def write_json(path, obj):
-    "Write `obj` as strict JSON (non-finite numbers as null) atomically: a temporary file, then a rename."
-    path = Path(path); tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(_jsonable(obj), indent=1, allow_nan=False)); tmp.replace(path)
-
-def _jsonable(x):
-    if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray): return _jsonable(x.tolist())
-    if isinstance(x, torch.Tensor): return _jsonable(x.tolist())
-    if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer): return int(x)
-    return x
 
 # %% ../nbs/09_runner.ipynb #7f69a880
 class _Progress(TrainedEpochCallback):
@@ -268,6 +296,8 @@ def _build(spec, data, path, dev, cbs=()):
     if spec['trainer'] == 'onestage': return onestage_learner(data, cfg, t['wd_loss'], t['fr'], path=path, quiet=True, device=dev, cbs=list(cbs))
     return lt_learner(data, cfg, path=path, quiet=True, device=dev, cbs=list(cbs))
 
+def _plain(x): return json.loads(json.dumps(x, default=str))     # as read back from JSON (tuples as lists)
+
 def train_run(spec:dict, data:LTData, root:Path, dev, state=None, label:str='run') -> tuple:
     "Train (or resume, or load) the run of `spec` under `root/runs/<key>`: `(model or None, record)`; a diverged run's record says so."
     d = Path(root)/'runs'/_key(spec); rec_f = d/'record.json'
@@ -276,9 +306,11 @@ def train_run(spec:dict, data:LTData, root:Path, dev, state=None, label:str='run
     done, resume = broadcast((rec_f.is_file(), ck.is_file()))      # rank 0's view decides for every process
     main = is_main()
     if done:
-        rec = json.loads(rec_f.read_text())
+        rec = read_json(rec_f, 'run record', keys=('status', 'config'))
+        if _plain(rec['config']) != _plain(spec['config']):
+            raise StateError(f"run record {str(rec_f)!r} was written for another configuration than its folder's key; delete {str(d)!r} to train it again")
         if rec['status'] != 'done' or not main: return None, rec
-        learn = _build(spec, data, d, dev); learn.model.load_state_dict(torch.load(d/'models'/'final.pth', map_location='cpu'))
+        learn = _build(spec, data, d, dev); learn.model.load_state_dict(load_state(d/'models'/'final.pth', 'final weights'))
         return learn, rec
     if main: d.mkdir(parents=True, exist_ok=True); write_json(d/'spec.json', spec)
     epochs = spec['config']['epochs']
@@ -308,16 +340,25 @@ def _data_for(e:Experiment, cache:dict, data_root=None, download=False) -> LTDat
 
 def run_experiment(e:Experiment, seed:int, data:LTData, root:Path, dev, state=None) -> dict:
     "One row's result for one seed, from `root/results/<name>/s<seed>.json` if there, else computed (training as needed) and written."
-    f = Path(root)/'results'/e.name/f's{seed}.json'
-    if broadcast(f.is_file()):
-        return json.loads(f.read_text()) if is_main() else dict(status='done')
+    f = Path(root)/'results'/e.name/f's{seed}.json'; key = result_key(e, seed)
+    if broadcast(_stored(f, key)):
+        return read_json(f) if is_main() else dict(status='done')
     spec = train_spec(e, seed); label = f"{e.name} seed {seed}"
     learn, rec = train_run(spec, data, root, dev, state, label)
     if not is_main(): return dict(status=rec['status'])   # heads, LA, WB stage 2 and the files: rank 0 alone
     with one_process(): return _post(e, seed, data, root, dev, f, spec, learn, rec, label)
 
+def _stored(f:Path, key:str) -> bool:
+    "Whether result file `f` exists and holds the result of `key` (one of another configuration is recomputed, never reported)."
+    if not f.is_file(): return False
+    r = read_json(f, 'result', keys=('status', 'seed'))
+    if r.get('key') == key: return True
+    print(f"{f.parent.name} seed {r['seed']}: its stored result does not carry this configuration's key (another configuration, or an older ltr_nb); computing it again", flush=True)
+    return False
+
 def _post(e, seed, data, root, dev, f, spec, learn, rec, label):
-    res = dict(experiment=e.name, method=e.method, options=e.options, seed=seed, train_key=_key(spec), status=rec['status'], error=rec['error'])
+    res = dict(experiment=e.name, method=e.method, options=e.options, seed=seed, key=result_key(e, seed), train_key=_key(spec),
+               status=rec['status'], error=rec['error'])
     if learn is not None:
         m = METHODS[e.method]
         if m.post is None: out = dict(test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'), model=learn.model)
@@ -336,7 +377,7 @@ def epochs_done(spec:dict, root:Path) -> int:
     d = Path(root)/'runs'/_key(spec)
     if (d/'record.json').is_file(): return spec['config']['epochs']
     ck = d/'models'/'ckpt.pth'
-    return torch.load(ck, map_location='cpu', weights_only=False)['epoch'] + 1 if ck.is_file() else 0
+    return int(load_state(ck)['epoch']) + 1 if ck.is_file() else 0
 
 # %% ../nbs/09_runner.ipynb #069eb6b3
 def _row(reps:list[dict]) -> dict:
@@ -412,19 +453,15 @@ def _load_data(e, cache, data_root, download):
         raise ValueError(f"dataset={e.dataset!r}: its files under data_root={str(data_root or os.environ.get('LTR_NB_DATA'))!r} "
                          f"cannot be read ({type(err).__name__}: {err}); re-copy or re-download them") from None
 
-def _comparable(e:dict) -> dict:
-    "An experiment's fields (as a dict) that decide its results: all but seeds, label and the paper's numbers (unset ones left out, so a field added later compares equal)."
-    return {k: v for k, v in e.items() if k not in ('seeds', 'label', 'paper') and v is not None}
-
 def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=True) -> str:
     "Refuse an output folder that cannot hold this job's results (a file, unwritable, foreign or different results); 'new', 'resume' or 'fresh'."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f"out={str(out)!r} is a file; give a folder (new, or one this command wrote)")
-    man = out/'manifest.json'
-    if out.is_dir() and any(out.iterdir()):
-        if not man.is_file(): raise ValueError(f"out={str(out)!r} is a non-empty folder that ltr_nb did not write; choose a new or empty folder (--fresh deletes only folders ltr_nb wrote)")
+    if out.is_dir() and any(p.name != '.ltr_nb.lock' for p in out.iterdir()):
+        man = read_manifest(out)
+        if man is None: raise ValueError(f"out={str(out)!r} is a non-empty folder that ltr_nb did not write; choose a new or empty folder (--fresh deletes only folders ltr_nb wrote)")
         if not fresh:
-            old = {x['name']: x for x in json.loads(man.read_text())['experiments']}
+            old = {x['name']: x for x in man['experiments']}
             diff = [e.name for e in exps if e.name in old and _comparable(old[e.name]) != _comparable(asdict(e))]
             if diff: raise ValueError(f"out={str(out)!r} holds results of experiments {diff} with another configuration; pass --fresh to delete them, or choose another --out")
             how = 'resume'
@@ -433,10 +470,8 @@ def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=Tru
     p = out
     while not p.exists(): p = p.parent
     if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"out={str(out)!r} cannot be written (no write permission on {str(p)!r})")
-    if create:
-        try:
-            if how == 'fresh': shutil.rmtree(out)
-            out.mkdir(parents=True, exist_ok=True); probe = out/'.write-test'; probe.write_text('ok'); probe.unlink()
+    if create:       # (`--fresh` clears the folder later, under the job's lock: `clear_results`)
+        try: out.mkdir(parents=True, exist_ok=True); probe = out/'.write-test'; probe.write_text('ok'); probe.unlink()
         except OSError as err: raise ValueError(f"out={str(out)!r} cannot be written ({err})") from None
     return how
 
@@ -519,9 +554,23 @@ def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=No
                          f"{r['done']}/{c['epochs']} epochs done, ~{r['est_s'] / 60:.1f} min; rows: {', '.join(r['experiments'])}")
         lines.append(f"about {sum(r['est_s'] for r in runs) / 60:.1f} min of training in all (heads, LA and WB stage 2 add a little)")
         print('\n'.join(lines)); return dict(plan=runs, text='\n'.join(lines))
-    world = rank_world()[1]
+    lock = FolderLock(out)
+    _on_main(_claim, lock, out, exps, fresh, s)          # the lock, then --fresh and the manifest; an error reaches every process
+    try: return _run_job(s, exps, runs, datas, out, dev, total, done, command, plots)
+    finally: lock.__exit__()
+
+def _claim(lock, out, exps, fresh, s):
+    "Take `out` for this job: its lock, the folder checked again under it, cleared for `--fresh`, the manifest extended."
+    lock.__enter__()
+    try:
+        if check_out(out, exps, fresh) == 'fresh': clear_results(out)
+        write_manifest(out, s['name'], s['about'], [asdict(e) for e in exps])
+    except BaseException: lock.__exit__(); raise
+
+def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots) -> dict:
+    "Train and post-process every row of `exps` into `out` (its lock held), then write the table, the record and the plots."
+    world, main = rank_world()[1], is_main()
     if main:
-        write_json(out/'manifest.json', dict(suite=s['name'], about=s['about'], experiments=[asdict(e) for e in exps]))
         print(f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s), {total} epochs on {dev}"
               + (f" and {world - 1} more process(es)" if world > 1 else '')
               + (f"; resuming with {done} epochs done" if done else '') + f"; writing to {out}", flush=True)
@@ -537,7 +586,7 @@ def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=No
     write_json(out/'results.json', dict(suite=s['name'], command=command, seconds_this_process=round(time.time() - t0, 1),
                                         env=env_info(device_used=dev, processes=world), summary=summ, runs=results,
                                         data={n: d.info for n, d in datas.items()}))
-    (out/'table.md.tmp').write_text(head + table + '\n'); (out/'table.md.tmp').replace(out/'table.md')
+    write_atomic(out/'table.md', (head + table + '\n').encode())
     if plots: _plots(out, exps, datas, results)
     msg = head + table + (f"\n\n{len(bad)} experiment(s) diverged:\n" + '\n'.join(f"  {n}: {'; '.join(v)}" for n, v in bad.items()) if bad else '')
     print(msg + f"\n\nwrote {out}/results.json, table.md and plots ({time.time() - t0:.0f} s)")
@@ -605,6 +654,18 @@ def _args(a) -> dict:
     return dict(suite=a.suite, only=only, overrides=over, options=opts, out=a.out, fresh=a.fresh, dry_run=a.dry_run, device=a.device,
                 data_root=a.data_root, download=a.download, backend=a.backend)
 
+class _Terminated(KeyboardInterrupt):
+    "SIGTERM, handled as Ctrl-C is: what is finished is kept, no half-written file stays."
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    "While the command runs, SIGTERM raises `_Terminated` (the main thread only; elsewhere nothing changes)."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def stop(signum, frame): raise _Terminated()
+    old = signal.signal(signal.SIGTERM, stop)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
 def main(argv=None):
     "The `ltr_nb` command: every input checked before training; ctrl-C keeps what is done; exit 1 when a run diverged."
     p = _parser(); a = p.parse_args(argv)
@@ -614,10 +675,12 @@ def main(argv=None):
         for k, m in METHODS.items(): print(f"method {k}: {m.about} options {m.defaults}")
         return 0
     cmd = shlex.join(['ltr_nb'] + list(sys.argv[1:] if argv is None else argv))
-    try: r = run_suite(**_args(a), command=cmd); finish_distributed()
-    except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)        # on every process of a launched job
-    except KeyboardInterrupt:
-        p.exit(130, "\nltr_nb: interrupted; finished runs and the last epoch's checkpoint are kept; run the same command to resume\n")
+    with _sigterm_as_interrupt():
+        try: r = run_suite(**_args(a), command=cmd); finish_distributed()
+        except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)        # on every process of a launched job
+        except KeyboardInterrupt as e:
+            why, code = ('terminated (SIGTERM)', 143) if isinstance(e, _Terminated) else ('interrupted', 130)
+            p.exit(code, f"\nltr_nb: {why}; finished runs and the last epoch's checkpoint are kept; run the same command to resume\n")
     if r.get('diverged'): p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the table)\n")
     return 0
 

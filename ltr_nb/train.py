@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #f16e3190
 from __future__ import annotations
-import ctypes, ctypes.util, json, math
+import ctypes, ctypes.util, io, json, math
 from dataclasses import dataclass, asdict, field
 from functools import partial
 from pathlib import Path
@@ -13,13 +13,14 @@ import torch
 import torch.nn as nn
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr, noop
+from fastcore.foundation import L
 from fastai.learner import Learner, CancelFitException
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
-from .core import env_info, rank_world, all_sum, is_main
+from .core import env_info, rank_world, all_sum, is_main, load_state, StateError, write_atomic
 from .data import LTData, class_groups
 from .loaders import lt_dls, SetEpoch
 from .listfile import ListData, LIST_RECIPES
@@ -106,15 +107,31 @@ class ClassAccRecorder(TrainedEpochCallback):
         p, t = (torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for v in (self.preds, self.targs))
         self.learn.cls_acc_hist.append(counts_accuracy(all_sum(class_counts(p, t, n))).numpy())   # counts summed over processes
 
-# %% ../nbs/06_train.ipynb #f516264f
+# %% ../nbs/06_train.ipynb #7c196a2a
 def save_atomic(obj, path):
     "`torch.save` to a temporary file, then rename: a crash never leaves a half-written `path`."
-    path = Path(path); tmp = path.with_name(path.name + '.tmp'); torch.save(obj, tmp); tmp.replace(path)
+    buf = io.BytesIO(); torch.save(obj, buf); write_atomic(path, buf.getvalue())
 
+# %% ../nbs/06_train.ipynb #f39bb719
 def _hists(learn) -> dict:
     "The recorders' histories of `learn`: every attribute whose name ends in `_hist`."
     return {k: v for k, v in vars(learn).items() if k.endswith('_hist')}
 
+def _tensors(x):
+    "`x` with NumPy arrays and scalars as tensors and numbers (what `weights_only` loading accepts)."
+    if isinstance(x, dict): return {k: _tensors(v) for k, v in x.items()}
+    if isinstance(x, L): return [_tensors(v) for v in x]                 # fastai's optimizer state holds fastcore lists
+    if isinstance(x, (list, tuple)): return type(x)(_tensors(v) for v in x)
+    if isinstance(x, np.ndarray): return torch.from_numpy(x.copy())
+    return x.item() if isinstance(x, np.generic) else x
+
+def _arrays(x):
+    "The inverse of `_tensors` for recorder histories: tensors back to NumPy arrays."
+    if isinstance(x, dict): return {k: _arrays(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return type(x)(_arrays(v) for v in x)
+    return x.numpy() if isinstance(x, torch.Tensor) else x
+
+# %% ../nbs/06_train.ipynb #832c5b02
 class Checkpoint(TrainedEpochCallback):
     "After every trained epoch, save model + optimizer + every recorder history (`learn.*_hist`) to `learn.path/models/{fname}.pth`."
     order = 70
@@ -122,20 +139,23 @@ class Checkpoint(TrainedEpochCallback):
     def after_trained_epoch(self):
         if not is_main(): return                      # one process writes (the weights are the same on every one)
         p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
-        state = dict(model=unwrap(self.learn.model).state_dict(), opt=self.learn.opt.state_dict(), epoch=self.learn.epoch,
-                     n_epoch=self.learn.n_epoch, hists=_hists(self.learn), best=getattr(self.learn, 'valid_best', None))
+        state = dict(model=unwrap(self.learn.model).state_dict(), opt=_tensors(self.learn.opt.state_dict()), epoch=self.learn.epoch,
+                     n_epoch=self.learn.n_epoch, hists=_tensors(_hists(self.learn)), best=getattr(self.learn, 'valid_best', None))
         save_atomic(state, p/f'{self.fname}.pth')
 
+# %% ../nbs/06_train.ipynb #bfb9edfe
 def load_checkpoint(learn:Learner, fname:str='ckpt') -> int:
-    "Load a `Checkpoint` into `learn` (model, optimizer, histories); returns the next epoch to train."
+    "Load a `Checkpoint` into `learn` (model, optimizer, histories) without running code from the file; returns the next epoch to train."
     f = Path(learn.path)/learn.model_dir/f'{fname}.pth'
     if not f.is_file(): raise FileNotFoundError(f"no checkpoint {str(f)!r} to resume from; train with Checkpoint first")
-    s = torch.load(f, map_location='cpu', weights_only=False)
+    s = load_state(f, 'checkpoint')
+    if not isinstance(s, dict) or not {'model', 'opt', 'epoch', 'hists'} <= set(s):
+        raise StateError(f"checkpoint {str(f)!r} is not one ltr_nb's Checkpoint wrote; delete it to train that run again")
     learn.model.load_state_dict(s['model'])
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(s['opt'])
-    for k, v in s['hists'].items(): setattr(learn, k, list(v))
-    if s.get('best') is not None: learn.valid_best = s['best']
+    for k, v in _arrays(s['hists']).items(): setattr(learn, k, list(v))
+    if s.get('best') is not None: learn.valid_best = tuple(s['best'])
     return s['epoch'] + 1
 
 # %% ../nbs/06_train.ipynb #086f0550
@@ -156,10 +176,14 @@ class BestValid(TrainedEpochCallback):
 class Autocast(Callback):
     "bfloat16 autocast around forward and loss, on the training device (CPU or CUDA)."
     order = 10
+    ctx = None
     def before_batch(self):
-        self.ctx = torch.autocast(device_type=self.learn.dls.device.type if self.learn.dls.device else 'cpu', dtype=torch.bfloat16)
-        self.ctx.__enter__()
-    def after_loss(self): self.ctx.__exit__(None, None, None)
+        dev = torch.device(self.learn.dls.device or 'cpu')     # a loader's device may be a string ('cpu', 'cuda:0')
+        self.close(); self.ctx = torch.autocast(device_type=dev.type, dtype=torch.bfloat16); self.ctx.__enter__()
+    def after_loss(self): self.close()
+    def close(self):
+        "Leave the autocast context if it is open (also after a fit that raised between forward and loss)."
+        if self.ctx is not None: self.ctx.__exit__(None, None, None); self.ctx = None
 
 # %% ../nbs/06_train.ipynb #829395c6
 def release_memory() -> bool:
@@ -209,10 +233,13 @@ def fit_lt(learn:Learner, cfg:TrainConfig|None=None, resume:bool=False, ckpt:str
     cbs = list(cbs or []) + ([Checkpoint(ckpt)] if ckpt else [])
     start = load_checkpoint(learn, ckpt or 'ckpt') if resume else 0
     if start >= cfg.epochs: return learn
-    with distributed(learn):
-        if cfg.schedule == 'cos':
-            learn.fit(cfg.epochs, cfg.lr, cbs=cbs + [ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})], start_epoch=start)
-        else: learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
+    try:
+        with distributed(learn):
+            if cfg.schedule == 'cos':
+                learn.fit(cfg.epochs, cfg.lr, cbs=cbs + [ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})], start_epoch=start)
+            else: learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
+    finally:
+        for cb in learn.cbs.filter(lambda c: isinstance(c, Autocast)): cb.close()   # a fit that raised leaves no autocast on
     return learn
 
 # %% ../nbs/06_train.ipynb #0480bb97

@@ -38,6 +38,7 @@ from ltr_nb.heads import cache_features, feats_report, predict_features, decoupl
 from ltr_nb.wb import WBConfig, wb_stage2
 from ltr_nb.onestage import with_etf, onestage_learner, class_priors, logit_adjust, tune_la, LA_TAUS
 from ltr_nb.runner import write_json
+from ltr_nb.core import load_state
 from ltr_nb.analysis import AnalysisRecorder, fdr, cone_stats, cone_by_stage, nc_measures, stratified_subset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +101,7 @@ def train_run(run, seed, epochs, out, data):
     if status == 'done':
         torch.save(learn.model.state_dict(), d / 'models' / 'final.pth')
         res['final'] = dict(test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'))
-        learn.model.load_state_dict(torch.load(d / 'models' / 'best.pth'))
+        learn.model.load_state_dict(load_state(d / 'models' / 'best.pth', 'best weights'))
         res['best'] = dict(epoch=learn.valid_best[1], test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'))
         (d / 'models' / 'ckpt.pth').unlink(missing_ok=True)
     write_json(rec, res)
@@ -145,7 +146,7 @@ def post(seed, out, data):
     models, feats = {}, {}
     for r in RUNS:
         m, arch = model_for(r, data, seed)
-        m.load_state_dict(torch.load(out / 'runs' / f'{r}-s{seed}' / 'models' / 'best.pth')); models[r] = m.eval()
+        m.load_state_dict(load_state(out / 'runs' / f'{r}-s{seed}' / 'models' / 'best.pth', 'best weights')); models[r] = m.eval()
         feats[r] = cache_features(m, data)
     counts = data.cls_counts; rows = {}
     rows['CE (WD 5e-4)'] = dict(test=feats_report(models['ce'], feats['ce'], 'test', 1000, 200))

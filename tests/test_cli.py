@@ -102,7 +102,7 @@ def test_diverged_run_is_reported(tmp_path):
 
 def _ckpt_epoch(out):
     ck = list((out / 'runs').glob('*/models/ckpt.pth')) if (out / 'runs').is_dir() else []
-    try: return torch.load(ck[0], map_location='cpu', weights_only=False)['epoch'] + 1 if ck else 0
+    try: return torch.load(ck[0], map_location='cpu', weights_only=True)['epoch'] + 1 if ck else 0
     except Exception: return 0      # being replaced right now
 
 

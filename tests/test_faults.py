@@ -1,0 +1,348 @@
+"""Fault injection against the results folder: planted pickles, stale and foreign state, two writers, bad suites, signals,
+a full disk, and a loop of kills at random points of a short job. Each case names what it guards (issue 19)."""
+import json, os, random, shutil, signal, subprocess, sys, sysconfig, time
+from pathlib import Path
+import pytest
+import torch
+
+LTR = str(Path(sysconfig.get_path('scripts')) / 'ltr_nb')
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
+JOB = ['--only', 'joint-ib,crt', '--seeds', '0', '--epochs', '2', '--set', 'head_epochs=2', '--device', 'cpu']
+
+
+def run(args, env=None, **kw):
+    return subprocess.run([LTR, *args], capture_output=True, text=True, timeout=600, env=env or ENV, **kw)
+
+
+class _Done:
+    "What an in-process `ltr_nb` call left: exit status and the text on stdout / stderr."
+    def __init__(self, code, out, err): self.returncode, self.stdout, self.stderr = code, out, err
+
+
+def cli(args, capfd):
+    "`ltr_nb args` in this process (no start-up cost): for inputs refused before any training."
+    from ltr_nb.runner import main
+    capfd.readouterr()
+    try: code = main(list(args))
+    except SystemExit as e: code = e.code
+    o, e = capfd.readouterr(); return _Done(code, o, e)
+
+
+def refused(r, *msgs):
+    "Exit 2 with `ltr_nb: error:` naming what is wrong, and no traceback."
+    assert r.returncode == 2, (r.returncode, r.stdout[-1500:], r.stderr[-3000:])
+    assert 'ltr_nb: error:' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-3000:]
+    for m in msgs: assert m in r.stderr, (m, r.stderr[-3000:])
+
+
+@pytest.fixture(scope='module')
+def done_job(tmp_path_factory):
+    "A finished short job (two rows sharing one training run) to copy."
+    out = tmp_path_factory.mktemp('job') / 'out'
+    r = run([*JOB, '--out', str(out)]); assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def _copy(src, tmp_path, name='o'):
+    d = tmp_path / name; shutil.copytree(src, d); return d
+
+
+class _Boom:
+    "A pickle that runs a command when loaded."
+    def __init__(self, marker): self.marker = marker
+    def __reduce__(self): return (os.system, (f'touch {self.marker}',))
+
+
+def _run_dir(out): return next((out / 'runs').iterdir())
+
+
+# --- nothing from disk runs code ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('where', ['ckpt-resume', 'ckpt-dry-run', 'final'])
+def test_planted_pickle_never_runs(done_job, tmp_path, capfd, where):
+    "A crafted object in a checkpoint or the final weights is refused with the file named, on resume and under --dry_run."
+    out = _copy(done_job, tmp_path); d = _run_dir(out); marker = tmp_path / 'ran'
+    if where.startswith('ckpt'):
+        (d / 'record.json').unlink(); (d / 'models' / 'final.pth').unlink(); shutil.rmtree(out / 'results')
+        torch.save({'model': {}, 'epoch': 0, 'x': _Boom(marker)}, d / 'models' / 'ckpt.pth'); f = 'ckpt.pth'
+    else:
+        shutil.rmtree(out / 'results'); torch.save({'w': _Boom(marker)}, d / 'models' / 'final.pth'); f = 'final.pth'
+    r = cli([*JOB, '--out', str(out), *(['--dry_run'] if where == 'ckpt-dry-run' else [])], capfd)
+    refused(r, f, 'cannot be read safely')
+    assert not marker.exists()
+
+
+def test_best_weights_loaded_safely(tmp_path):
+    "best.pth (read by the study script) goes through the same safe loader."
+    from ltr_nb.core import load_state
+    marker = tmp_path / 'ran'; torch.save({'w': _Boom(marker)}, tmp_path / 'best.pth')
+    with pytest.raises(ValueError, match='best.pth'): load_state(tmp_path / 'best.pth', 'best weights')
+    assert not marker.exists()
+
+
+# --- damaged state files: a message naming the file, never exit 1 (diverged) ---------------------------------------
+
+@pytest.mark.parametrize('damage', ['empty', 'truncated', 'garbage'])
+@pytest.mark.parametrize('dry', [False, True])
+def test_damaged_checkpoint(done_job, tmp_path, capfd, damage, dry):
+    out = _copy(done_job, tmp_path); d = _run_dir(out)
+    (d / 'record.json').unlink(); shutil.rmtree(out / 'results'); good = (d / 'models' / 'final.pth').read_bytes()
+    (d / 'models' / 'final.pth').unlink()
+    data = {'empty': b'', 'truncated': good[:len(good) // 2], 'garbage': b'not a checkpoint at all' * 10}[damage]
+    (d / 'models' / 'ckpt.pth').write_bytes(data)
+    refused(cli([*JOB, '--out', str(out), *(['--dry_run'] if dry else [])], capfd), 'ckpt.pth', '--fresh')
+
+
+@pytest.mark.parametrize('file,content', [
+    ('record', '{"status": "do'), ('record', '[1, 2]'), ('result', '{}'), ('result', 'nan'),
+    ('manifest', '{"format": "ltr_nb-results", "version": 1, "experiments": 5}'), ('manifest', '')])
+def test_damaged_json_state(done_job, tmp_path, capfd, file, content):
+    out = _copy(done_job, tmp_path)
+    f = {'record': _run_dir(out) / 'record.json', 'result': out / 'results' / 'crt' / 's0.json', 'manifest': out / 'manifest.json'}[file]
+    if file == 'record': shutil.rmtree(out / 'results')
+    f.write_text(content)
+    refused(cli([*JOB, '--out', str(out)], capfd), f.name)
+
+
+def test_record_of_another_configuration(done_job, tmp_path, capfd):
+    "A run folder whose record does not match its key (copied by hand) is refused, not reported."
+    out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results')
+    rec = json.loads((d / 'record.json').read_text()); rec['config']['epochs'] = 99; (d / 'record.json').write_text(json.dumps(rec))
+    refused(cli([*JOB, '--out', str(out)], capfd), 'another configuration', 'record.json')
+
+
+# --- a result is bound to what produced it -------------------------------------------------------------------------
+
+def test_stale_result_never_reported(tmp_path, capfd):
+    "ib for 2 epochs, cb for 2, then ib for 3 into one folder: the third never prints the 2-epoch result."
+    out = str(tmp_path / 'o'); base = ['--seeds', '0', '--device', 'cpu', '--out', out]
+    assert cli(['--only', 'joint-ib', '--epochs', '2', *base], capfd).returncode == 0
+    assert cli(['--only', 'joint-cb', '--epochs', '2', *base], capfd).returncode == 0
+    refused(cli(['--only', 'joint-ib', '--epochs', '3', *base], capfd), "experiments ['joint-ib'] with another configuration")
+    m = json.loads((tmp_path / 'o' / 'manifest.json').read_text())
+    assert [e['name'] for e in m['experiments']] == ['joint-ib', 'joint-cb']        # the union, not the last selection
+
+
+def test_tampered_result_key_recomputed(done_job, tmp_path, capfd):
+    "A stored result whose key differs from the requested one is computed again, never printed."
+    out = _copy(done_job, tmp_path); f = out / 'results' / 'crt' / 's0.json'
+    r = json.loads(f.read_text()); good = r['test']['all']
+    r['key'] = 'other'; r['test']['all'] = 0.123456; f.write_text(json.dumps(r))
+    p = cli([*JOB, '--out', str(out)], capfd); assert p.returncode == 0, p.stderr
+    assert 'computing it again' in p.stdout and json.loads(f.read_text())['test']['all'] == good
+    assert '12.3' not in (out / 'table.md').read_text()
+
+
+def test_seeds_that_collide_refused(tmp_path, capfd):
+    refused(cli(['--seeds', '0,4294967296', '--out', str(tmp_path / 'o')], capfd), '4294967295')
+    assert not (tmp_path / 'o').exists()
+
+
+# --- one writer per folder -----------------------------------------------------------------------------------------
+
+def test_second_job_on_one_folder_refused(tmp_path):
+    "While one job trains, the same command, and a --fresh one, on its folder are refused with the holder's PID; the first ends intact."
+    out = tmp_path / 'o'; args = ['--only', 'joint-ib', '--seeds', '0', '--epochs', '2000', '--device', 'cpu', '--out', str(out)]
+    first = subprocess.Popen([LTR, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    t0 = time.time()
+    while not list(out.glob('runs/*/models/ckpt.pth')):
+        assert first.poll() is None and time.time() - t0 < 300, first.communicate()
+        time.sleep(0.05)
+    for extra in ([], ['--fresh']):
+        refused(run([*args, *extra]), 'in use by another ltr_nb job', f'PID {first.pid}')
+    assert first.poll() is None, 'the first job ended before the second was tried: not a test of the lock'
+    first.send_signal(signal.SIGINT); so, se = first.communicate(timeout=120)
+    assert first.returncode == 130, se[-2000:]
+    from ltr_nb.core import load_state
+    assert load_state(next(out.glob('runs/*/models/ckpt.pth')))['epoch'] >= 0      # the first job's state is intact
+    assert _stray_tmp(out) == []
+
+
+# --- --fresh deletes only what ltr_nb wrote --------------------------------------------------------------------------
+
+def test_fresh_spares_a_foreign_manifest(tmp_path, capfd):
+    d = tmp_path / 'app'; d.mkdir()
+    (d / 'manifest.json').write_text('{"name": "my app", "start_url": "/"}'); (d / 'index.html').write_text('<html>')
+    refused(cli([*JOB, '--out', str(d), '--fresh'], capfd), "not ltr_nb's")
+    assert sorted(os.listdir(d)) == ['index.html', 'manifest.json']
+
+
+def test_fresh_keeps_your_files(done_job, tmp_path, capfd):
+    out = _copy(done_job, tmp_path); (out / 'my-notes.txt').write_text('mine')
+    assert cli([*JOB, '--out', str(out), '--fresh'], capfd).returncode == 0
+    assert (out / 'my-notes.txt').read_text() == 'mine' and (out / 'table.md').is_file()
+
+
+# --- suites and options validated before anything is written ---------------------------------------------------------
+
+def _suite(tmp_path, **change):
+    s = {'name': 't', 'defaults': {'dataset': 'digits', 'epochs': 1, 'seeds': [0]},
+         'experiments': [{'name': 'a', 'method': 'joint'}]}
+    top = change.pop('top', {}); s.update(top)
+    if change: s['experiments'][0].update(change)
+    p = tmp_path / 's.json'; p.write_text(json.dumps(s)); return str(p)
+
+
+@pytest.mark.parametrize('change,msg', [
+    (dict(epochs='ten'), "epochs='ten' (needs int|None)"), (dict(many='100'), "many='100' (needs int)"),
+    (dict(dataset=5), 'dataset=5 (needs str)'), (dict(epochs=2.5), 'epochs=2.5 (needs int|None)'),
+    (dict(options=[1]), 'options=[1] (needs dict)'), (dict(paper={'All': 'x'}), "paper={'All': 'x'} must map"),
+    (dict(bf16='yes'), "bf16='yes' (needs bool)"), (dict(seeds=[0, 'a']), 'seeds=[0, \'a\'] must be integers'),
+    (dict(name='n' * 300), 'characters long; use at most 80'),
+    (dict(top={'experimens': []}), "unknown keys ['experimens']"), (dict(top={'defaults': [1]}), 'defaults=[1] must be a dict'),
+    (dict(top={'experiments': [[1]]}), 'experiment 0 must be an object'),
+])
+def test_bad_suite_refused_before_writing(tmp_path, capfd, change, msg):
+    out = tmp_path / 'o'
+    refused(cli([_suite(tmp_path, **change), '--out', str(out)], capfd), msg)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('opt,msg', [('sampler=[1]', 'options.sampler=[1] has the wrong type'),
+                                     ('head_epochs=true', 'options.head_epochs=True has the wrong type'),
+                                     ('head_epochs=2.5', 'options.head_epochs=2.5 has the wrong type')])
+def test_bad_option_types(tmp_path, capfd, opt, msg):
+    refused(cli(['--only', 'joint-ib,crt', '--set', opt, '--out', str(tmp_path / 'o')], capfd), msg)
+    assert not (tmp_path / 'o').exists()
+
+
+def test_bad_data_root_env(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv('LTR_NB_DATA', '~nosuchuser/x')
+    refused(cli(['--dataset', 'fashion-mnist', '--out', str(tmp_path / 'o')], capfd), "$LTR_NB_DATA='~nosuchuser/x' cannot be expanded")
+
+
+# --- list-file folders: unreadable images and arch mismatches before any training ---------------------------------------
+
+@pytest.fixture(scope='module')
+def list_folder(tmp_path_factory):
+    from ltr_nb.data import lt_dataset
+    from ltr_nb.listfile import write_list_files
+    d = tmp_path_factory.mktemp('lists'); write_list_files(lt_dataset('digits'), d); return d
+
+
+@pytest.mark.parametrize('split,bad', [('train', b''), ('train', b'hello, not a jpeg'), ('test', b'')])
+def test_unreadable_image_refused_before_training(list_folder, tmp_path, capfd, split, bad):
+    d = _copy(list_folder, tmp_path, 'l'); line = (d / f'{split}.txt').read_text().splitlines()[3]
+    img = d / line.rsplit(maxsplit=1)[0]; img.write_bytes(bad)
+    out = tmp_path / 'o'
+    refused(cli(['--dataset', f'list:{d}', '--arch', 'smallcnn', '--size', '8', '--only', 'joint-ib', '--out', str(out)], capfd),
+            f'{split}.txt, line 4', 'is not a readable image')
+    assert not out.exists()
+
+
+def test_mlp_on_list_files_refused(list_folder, tmp_path, capfd):
+    refused(cli(['--dataset', f'list:{list_folder}', '--arch', 'mlp', '--only', 'joint-ib', '--out', str(tmp_path / 'o')], capfd),
+            "arch='mlp' needs in-memory inputs")
+    assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('data', ['digits', 'list'])
+def test_bf16_from_the_command_line(list_folder, tmp_path, data):
+    "--bf16 trains and evaluates (the device reached autocast as a string before)."
+    extra = ['--dataset', f'list:{list_folder}', '--arch', 'smallcnn', '--size', '8'] if data == 'list' else []
+    r = run([*JOB[:-2], '--epochs', '1', *extra, '--bf16', '--out', str(tmp_path / 'o')])
+    assert r.returncode == 0, r.stderr[-3000:]
+    rec = json.loads(next((tmp_path / 'o' / 'runs').glob('*/record.json')).read_text())
+    assert rec['config']['bf16'] is True and rec['status'] == 'done'
+
+
+def test_report_of_a_missing_split_raises(list_folder):
+    "feats_report / lt_report on a split the data does not have: an error, not a report of NaNs."
+    from fastai.vision.all import ImageDataLoaders, Resize
+    from ltr_nb.heads import cache_features, feats_report
+    from ltr_nb.metrics import lt_report
+    from ltr_nb.models import create_model
+    dls = ImageDataLoaders.from_folder(list_folder, train='train', valid='val', item_tfms=Resize(8), bs=16, device='cpu')
+    m = create_model('smallcnn', 10); f = cache_features(m, dls)
+    with pytest.raises(ValueError, match="split='test'"): feats_report(m, f, 'test')
+    with pytest.raises(ValueError, match='no samples'): lt_report(torch.zeros(0, 10), torch.zeros(0, dtype=torch.long), [5] * 10)
+
+
+# --- signals and a full disk ---------------------------------------------------------------------------------------
+
+def _stray_tmp(out): return [str(p) for p in Path(out).rglob('*.tmp')]
+
+
+def test_sigterm_like_ctrl_c(tmp_path):
+    out = tmp_path / 'o'; args = ['--only', 'joint-ib', '--seeds', '0', '--epochs', '2000', '--device', 'cpu', '--out', str(out)]
+    p = subprocess.Popen([LTR, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    t0 = time.time()
+    while not list(out.glob('runs/*/models/ckpt.pth')):
+        assert p.poll() is None and time.time() - t0 < 300; time.sleep(0.05)
+    time.sleep(0.3); p.send_signal(signal.SIGTERM); so, se = p.communicate(timeout=120)
+    assert p.returncode == 143 and 'terminated (SIGTERM)' in se and 'run the same command to resume' in se and 'Traceback' not in se, se
+    assert _stray_tmp(out) == []
+
+
+def _mount_tmpfs(d, size):
+    d.mkdir()
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(d)], capture_output=True, text=True)
+    if r.returncode: pytest.skip(f'cannot mount a small tmpfs here ({r.stderr.strip()[:120]})')
+
+
+def test_disk_full_is_a_message(tmp_path):
+    "A full disk: a message naming the folder and the bytes needed, no partial .tmp, earlier results intact."
+    disk = tmp_path / 'disk'; _mount_tmpfs(disk, '4m')
+    try:
+        out = disk / 'o'
+        one = ['--seeds', '0', '--epochs', '2', '--device', 'cpu', '--out', str(out)]
+        assert run(['--only', 'joint-ib', *one]).returncode == 0
+        before = (out / 'results' / 'joint-ib' / 's0.json').read_bytes()
+        fill = disk / 'fill'
+        with open(fill, 'wb') as f:
+            try:
+                while True: f.write(b'\0' * 65536)
+            except OSError: pass
+        with open(fill, 'r+b') as f: f.truncate(max(0, fill.stat().st_size - 24 * 1024))   # room for the manifest, not for the weights
+        r = run(['--only', 'joint-ib,joint-cb', *one])
+        refused(r, 'no space left in', 'bytes')
+        assert _stray_tmp(out) == [] and (out / 'results' / 'joint-ib' / 's0.json').read_bytes() == before
+    finally: subprocess.run(['umount', str(disk)])
+
+
+# --- killed at random points, resumed: the uninterrupted table and weights ---------------------------------------------
+
+KILL_JOB = ['--only', 'joint-ib,crt,wb', '--seeds', '0', '--epochs', '4', '--set', 'head_epochs=3', '--device', 'cpu']
+
+
+def _weights(out):
+    return {p.parent.parent.name: torch.load(p, weights_only=True) for p in (out / 'runs').glob('*/models/final.pth')}
+
+
+def _started(p):
+    "Wait for the job's first line (start-up done, the job begun); the seconds it took."
+    t0 = time.time(); line = p.stdout.readline(); assert line.startswith('suite '), line + p.communicate()[1][-2000:]
+    return time.time() - t0
+
+
+def test_kill_loop_resumes_to_the_same_results(tmp_path):
+    "20 signals (SIGKILL, SIGTERM, SIGINT) at random times of a short job (training, heads, WB stage 2, writing); after each chain of kills the same command ends with the uninterrupted table, results and weights."
+    ref = tmp_path / 'ref'
+    p = subprocess.Popen([LTR, *KILL_JOB, '--out', str(ref)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    _started(p); t0 = time.time(); so, se = p.communicate(timeout=600); dur = time.time() - t0
+    assert p.returncode == 0, se[-3000:]
+    ref_table, ref_w = (ref / 'table.md').read_text(), _weights(ref)
+    rng = random.Random(19); sigs = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT]
+    kills = chains = 0; out = None
+    while kills < 20:
+        if out is None: chains += 1; out = tmp_path / f'c{chains}'
+        p = subprocess.Popen([LTR, *KILL_JOB, '--out', str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        _started(p)
+        try: p.wait(timeout=rng.uniform(0, dur))
+        except subprocess.TimeoutExpired:
+            sig = sigs[kills % 3]; p.send_signal(sig); so, se = p.communicate(timeout=120); kills += 1
+            assert 'Traceback' not in se, se[-3000:]
+            finished = p.returncode == 0 or 'wrote ' in so         # the signal landed after the job's last line
+            if not finished and sig != signal.SIGKILL: assert p.returncode in (130, 143), (p.returncode, se[-2000:])
+            continue
+        so, se = p.communicate()
+        assert p.returncode == 0, se[-3000:]
+        assert (out / 'table.md').read_text() == ref_table, 'a resumed job ended with another table'
+        w = _weights(out); assert w.keys() == ref_w.keys()
+        for k in w:
+            for n in w[k]: assert torch.equal(w[k][n], ref_w[k][n]), (k, n)
+        out = None
+    if out is not None:                                     # finish the last chain
+        r = run([*KILL_JOB, '--out', str(out)]); assert r.returncode == 0, r.stderr[-3000:]
+        assert (out / 'table.md').read_text() == ref_table
+    print(f'kill loop: {kills} signals over {chains} chains, every chain resumed to the uninterrupted table and weights')
