@@ -4,15 +4,16 @@
 
 # %% ../nbs/00_core.ipynb #317258ab
 from __future__ import annotations
-import os, sys, json, platform, random, datetime, errno, shutil
+import os, re, sys, json, platform, random, datetime, errno, shutil
 from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'env_info', 'StateError',
-           'load_state', 'read_json', 'DiskFull', 'write_atomic', 'rank_world', 'is_main', 'comm_device', 'all_sum']
+__all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'fp_path', 'env_info',
+           'StateError', 'load_state', 'read_json', 'DiskFull', 'write_atomic', 'rank_world', 'is_main', 'comm_device',
+           'all_sum']
 
 # %% ../nbs/00_core.ipynb #6fdfe0f0
 _TV_SCHEMAS = {'nms': '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
@@ -63,13 +64,32 @@ def _ver(mod):
     try: return __import__(mod).__version__
     except Exception: return None
 
+_FP_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16')
+_FP_ENV = ('ATEN_CPU_CAPABILITY', 'MKL_CBWR', 'ONEDNN_MAX_CPU_ISA', 'OPENBLAS_CORETYPE', 'OMP_NUM_THREADS')
+
+def fp_path() -> dict:
+    "What decides this machine's floating-point results: torch's CPU kernel level, the BLAS and oneDNN builds, the CPU model and its vector flags, the variables that override them."
+    info = {}
+    try: info['cpu_capability'] = torch.backends.cpu.get_cpu_capability()
+    except Exception: info['cpu_capability'] = None
+    cfg = torch.__config__.show()
+    info.update({k.lower(): v for k, v in re.findall(r'(BLAS_INFO|LAPACK_INFO)=(\w+)', cfg)})
+    m = re.search(r'MKL-DNN v([\w.]+)', torch.__config__.parallel_info()); info['onednn'] = m and m.group(1)
+    try: cpu = Path('/proc/cpuinfo').read_text()
+    except OSError: cpu = ''
+    m = re.search(r'model name\s*:\s*(.+)', cpu); info['cpu_model'] = m.group(1).strip() if m else platform.processor() or None
+    m = re.search(r'flags\s*:\s*(.+)', cpu); flags = set(m.group(1).split()) if m else set()
+    info['cpu_flags'] = [f for f in _FP_FLAGS if f in flags]
+    info['env'] = {k: os.environ[k] for k in _FP_ENV if k in os.environ}
+    return info
+
 def env_info(**extra) -> dict:
-    "Versions, machine and date, recorded with every result; `extra` (seeds, command) is merged in."
+    "Versions, machine, floating-point path (`fp_path`) and date, recorded with every result; `extra` (seeds, command) is merged in."
     d = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
              python=platform.python_version(), platform=platform.platform(), machine=platform.machine(),
              cpus=os.cpu_count(), torch_threads=torch.get_num_threads(),
              device=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu',
-             **{m: _ver(m) for m in ('ltr_nb', 'torch', 'torchvision', 'fastai', 'fastcore', 'numpy')})
+             **{m: _ver(m) for m in ('ltr_nb', 'torch', 'torchvision', 'fastai', 'fastcore', 'numpy')}, fp=fp_path())
     return {**d, **extra}
 
 # %% ../nbs/00_core.ipynb #4b9726ee

@@ -617,6 +617,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--fresh', action='store_true', help='delete the results folder ltr_nb wrote there before, and start again')
     p.add_argument('--dry_run', action='store_true', help='list what would run and roughly how long it takes; train nothing')
     p.add_argument('--list', action='store_true', help='list the shipped suites and the methods, and exit')
+    p.add_argument('--verify', default=None, metavar='FOLDER', help='re-run the command recorded in results folder FOLDER into a temporary folder and compare row by row (exit 1 if a row differs); --only, --device and --data_root narrow it')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or mps (default: cuda if available)')
     p.add_argument('--backend', default=None, help='process-group backend under torchrun / accelerate launch (default: nccl on GPUs, gloo on CPUs)')
     p.add_argument('--data_root', default=None, help='data root (default: $LTR_NB_DATA)')
@@ -654,6 +655,16 @@ def _args(a) -> dict:
     return dict(suite=a.suite, only=only, overrides=over, options=opts, out=a.out, fresh=a.fresh, dry_run=a.dry_run, device=a.device,
                 data_root=a.data_root, download=a.download, backend=a.backend)
 
+def _verify(p, a) -> int:
+    "`ltr_nb --verify FOLDER`: the verdict per row, exit 1 when one differs (see What repeats)."
+    from ltr_nb.verify import verify_folder, verify_report
+    only = [x.strip() for x in a.only.split(',') if x.strip()] if a.only else None
+    try: v = verify_folder(a.verify, only=only, device=a.device, data_root=a.data_root)
+    except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)
+    print(verify_report(v))
+    if not v['ok']: p.exit(1, f"ltr_nb: error: {str(a.verify)!r} does not repeat (see the verdicts above)\n")
+    return 0
+
 class _Terminated(KeyboardInterrupt):
     "SIGTERM, handled as Ctrl-C is: what is finished is kept, no half-written file stays."
 
@@ -674,6 +685,7 @@ def main(argv=None):
             s = json.loads((SUITES_DIR/f'{n}.json').read_text()); print(f"{n}: {s.get('about', '')} ({len(s['experiments'])} experiments)")
         for k, m in METHODS.items(): print(f"method {k}: {m.about} options {m.defaults}")
         return 0
+    if a.verify is not None: return _verify(p, a)
     cmd = shlex.join(['ltr_nb'] + list(sys.argv[1:] if argv is None else argv))
     with _sigterm_as_interrupt():
         try: r = run_suite(**_args(a), command=cmd); finish_distributed()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: install (pinned), check notebooks are clean and the
-# library is in sync with them, then run every notebook (nbdev_test) and the pytest suite.
+# library is in sync with them, then run every notebook (nbdev_test) and the pytest suite,
+# and verify the committed main job (ltr_nb --verify results/digits-lt).
 # Real-data tests read LTR_NB_DATA (default: ../shared/data when it exists).
 # Extra arguments go to nbdev_test, e.g. `scripts/test.sh --flags slow`.
 set -euo pipefail
@@ -23,6 +24,8 @@ python scripts/make_readme.py --check
 echo "== nbdev_test $*"
 # one notebook at a time: two trainings side by side on two cores oversubscribe the CPU threads (10x slower)
 nbdev_test --timing --n_workers 1 "$@"
+echo "== ltr_nb --verify results/digits-lt: the committed main job repeats on this machine (see What repeats)"
+ltr_nb --verify results/digits-lt --device cpu
 echo "== pytest"
 python -m pytest -q tests
 echo "test suite took $(( $(date +%s) - t0 )) s (install not counted)"

@@ -1,0 +1,38 @@
+"""`ltr_nb --verify`: a committed folder re-run row by row; a tampered number is caught; the checked folder is never written."""
+import hashlib, json, shutil, subprocess, sysconfig
+from pathlib import Path
+import pytest
+
+LTR = str(Path(sysconfig.get_path('scripts')) / 'ltr_nb')
+DIGITS = Path(__file__).parent.parent / 'results' / 'digits-lt'
+
+
+def _digest(folder):
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.rglob('*')) if p.is_file()}
+
+
+@pytest.fixture
+def copy(tmp_path):
+    d = tmp_path / 'digits-lt'; shutil.copytree(DIGITS, d, ignore=shutil.ignore_patterns('.ltr_nb.lock')); return d
+
+
+def test_verify_passes_and_writes_nothing(copy):
+    before = _digest(copy)
+    r = subprocess.run([LTR, '--verify', str(copy), '--only', 'joint-ib,crt'], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert '| joint-ib |' in r.stdout and '2 of 2 rows repeat' in r.stdout
+    assert _digest(copy) == before
+
+
+def test_tampered_number_is_caught(copy):
+    rec = json.loads((copy / 'results.json').read_text())
+    for r in rec['runs']['joint-ib']: r['test']['all'] -= 0.3             # committed numbers changed by hand (caught on any machine)
+    (copy / 'results.json').write_text(json.dumps(rec))
+    r = subprocess.run([LTR, '--verify', str(copy), '--only', 'joint-ib'], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert '| joint-ib |' in r.stdout and 'differs' in r.stdout and 'does not repeat' in r.stderr
+
+
+def test_verify_refuses_what_is_not_a_results_folder(tmp_path):
+    r = subprocess.run([LTR, '--verify', str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'is not a results folder ltr_nb wrote' in r.stderr, r.stderr
