@@ -23,7 +23,8 @@ from .sampling import sampler_for
 from .models import ARCHS, get_classifier
 from .metrics import plot_per_class_acc
 from .train import recipe, lt_learner, fit_lt, evaluate, plot_weight_norms, TrainedEpochCallback, TrainConfig, save_atomic
-from .heads import decoupled_heads, HeadConfig, HEADS, cache_features, feats_report
+from .heads import decoupled_heads, HeadConfig, HEADS, cache_features, feats_report, Features
+from .tuning import grid_search, check_grid
 from .onestage import LA_KINDS, LA_TAUS, tune_la, onestage_learner
 from .wb import wb_stage2, WBConfig
 
@@ -72,6 +73,7 @@ class Method:
     train_opts:Callable = lambda o: dict(sampler='ib')   # options -> the training run's settings (sampler, wd, wd_loss, fr)
     post:Callable|None = None        # (model, data, exp, options, seed, device) -> dict(test, valid, ...); None: the model itself
     about:str = ''
+    tunable:tuple = ()               # options that may be given as a list: a grid searched on validation (`ltr_nb.tuning`)
 
 METHODS:dict[str, Method] = {}
 def register_method(name:str, method:Method) -> Method:
@@ -97,10 +99,26 @@ def _la_post(model, data, exp, o, seed, dev):
     return dict(test=feats_report(t['model'], f, 'test', exp.many, exp.few), valid=feats_report(t['model'], f, 'valid', exp.many, exp.few),
                 tau=t['tau'], model=t['model'])
 
+_STAGE2 = ('wd2', 'r')       # WB stage 2: its weight decay and its MaxNorm radius (relative to the stage-1 norms)
+
+def _wb_cfg(p, seed): return WBConfig(seed=seed, wd=p['wd2'], r=p['r'])
+
+def _tune_stage2(model, data, f:Features, o:dict, seed, dev, exp) -> dict|None:
+    "Stage 2's options given as lists, searched on the validation split of features `f` (it needs no test split); None if none is a list."
+    grid = {k: o[k] for k in _STAGE2 if isinstance(o[k], list)}
+    if not grid: return None
+    fixed = {k: o[k] for k in _STAGE2 if k not in grid}
+    score = lambda p: feats_report(wb_stage2(model, data, _wb_cfg({**fixed, **p}, seed), feats=f, device=dev), f, 'valid', exp.many, exp.few)['mean_cls']
+    return grid_search(grid, score, seed)
+
 def _wb_post(model, data, exp, o, seed, dev):
     data = _splits(data, exp, seed, dev); f = cache_features(model, data, device=dev)
-    m2 = wb_stage2(model, data, WBConfig(seed=seed), feats=f, device=dev)
-    return dict(test=feats_report(m2, f, 'test', exp.many, exp.few), valid=feats_report(m2, f, 'valid', exp.many, exp.few), model=m2)
+    no_test = replace(f, test=f.test[:0], y_test=f.y_test[:0])          # the sweep cannot read the test split
+    tuned = _tune_stage2(model, data, no_test, o, seed, dev, exp)
+    p = {**{k: o[k] for k in _STAGE2 if not isinstance(o[k], list)}, **(tuned['best'] if tuned else {})}
+    m2 = wb_stage2(model, data, _wb_cfg(p, seed), feats=f, device=dev)
+    return dict(test=feats_report(m2, f, 'test', exp.many, exp.few), valid=feats_report(m2, f, 'valid', exp.many, exp.few), model=m2,
+                **({'tuned': tuned} if tuned else {}))
 
 register_method('joint', Method('joint / {sampler}', dict(sampler='ib'), train_opts=lambda o: dict(sampler=o['sampler']),
                                 about='joint training with a sampler: ib, sqrt, cb, pb or an exponent q (Kang et al.)'))
@@ -109,8 +127,10 @@ for _h, _l in HEADS.items():
                                about=f'{_l} on the instance-balanced joint model (Kang et al.)'))
 register_method('la', Method('ib + LA ({kind})', dict(kind='mult'), post=_la_post,
                              about='post-hoc logit adjustment of the instance-balanced joint model, τ chosen on validation'))
-register_method('wb', Method('WB (CB + WD + MaxNorm)', dict(wd=5e-3), train_opts=lambda o: dict(sampler='ib', wd=o['wd']), post=_wb_post,
-                             about='weight balancing: stage 1 with weight decay wd, stage 2 class-balanced loss + WD + MaxNorm (Alshammari et al.)'))
+register_method('wb', Method('WB (CB + WD + MaxNorm)', dict(wd=5e-3, wd2=0.1, r=0.1), train_opts=lambda o: dict(sampler='ib', wd=o['wd']),
+                             post=_wb_post, tunable=_STAGE2,
+                             about='weight balancing: stage 1 with weight decay wd, stage 2 class-balanced loss + weight decay wd2 + MaxNorm '
+                                   'with relative radius r (Alshammari et al.); wd2 and r given as lists are chosen on validation'))
 register_method('onestage', Method('one-stage (WD + FR + ETF)', dict(wd=5e-3, fr=0.01), trainer='onestage',
                                    train_opts=lambda o: dict(sampler='ib', wd_loss=o['wd'], fr=o['fr']),
                                    about='WD as a loss term + feature regularisation + fixed ETF classifier (Hasegawa & Sato)'))
@@ -146,6 +166,7 @@ def _check_values(e:Experiment):
         raise ValueError(f"{n}paper={e.paper!r} must map group names to numbers (and 'source' to a text)")
     d = METHODS[e.method].defaults
     for k, v in e.options.items():
+        if isinstance(v, list) and k in METHODS[e.method].tunable: check_grid(f"{n}options.{k}", v); continue   # a grid to tune over
         want = 'str|float' if k == 'sampler' else type(d[k]).__name__ if k in d else None
         if want and not _type_ok(v, want): raise ValueError(f"{n}options.{k}={v!r} has the wrong type; it needs {want} (default {d[k]!r})")
 
@@ -187,8 +208,8 @@ def check_experiment(e:Experiment) -> Experiment:
     if len(set(e.seeds)) != len(e.seeds): bad('seeds', e.seeds, 'has duplicates')
     if 'sampler' in o: sampler_for(o['sampler'], torch.arange(2))
     if 'kind' in o and o['kind'] not in LA_KINDS: bad('options.kind', o['kind'], f'is not valid; choose one of {LA_KINDS}')
-    for k in ('wd', 'fr'):
-        if k in o and not (_finite(o[k]) and o[k] >= 0): bad(f'options.{k}', o[k], 'must be a finite number >= 0')
+    for k in ('wd', 'fr', 'wd2', 'r'):
+        if k in o and not isinstance(o[k], list) and not (_finite(o[k]) and o[k] >= 0): bad(f'options.{k}', o[k], 'must be a finite number >= 0')
     if 'head_epochs' in o and not (isinstance(o['head_epochs'], int) and o['head_epochs'] >= 1): bad('options.head_epochs', o['head_epochs'], 'must be an integer >= 1')
     try: train_config(replace(e, options=o), e.seeds[0])
     except ValueError as err: raise ValueError(n + str(err)) from None
@@ -385,12 +406,19 @@ def _row(reps:list[dict]) -> dict:
     return {k: dict(mean=float(np.mean([r[k] for r in reps])), std=float(np.std([r[k] for r in reps]))) if all(ok(r[k]) for r in reps) else None
             for k in ('many', 'medium', 'few', 'all', 'mean_cls')}
 
+def _chosen(rs:list[dict]) -> str:
+    "', chosen on validation: wd2 0 / 0.01 / 0, r 0.1' — the tuned values of a row, per seed where they differ ('' if nothing was tuned)."
+    ts = [r['tuned']['best'] for r in rs if r.get('tuned')]
+    if not ts: return ''
+    vals = {k: list(dict.fromkeys(f"{t[k]:g}" for t in ts)) for k in ts[0]}
+    return ', chosen on validation: ' + ', '.join(f"{k} {' / '.join(f'{t[k]:g}' for t in ts) if len(v) > 1 else v[0]}" for k, v in vals.items())
+
 def summarize(exps:list[Experiment], results:dict) -> dict:
     "Per experiment: status, label, seeds, mean and std of Many / Medium / Few / All (test), τ, the paper's numbers, the errors."
     out = {}
     for e in exps:
         rs = results[e.name]; bad = [r for r in rs if r['status'] != 'done']
-        lab = e.label or METHODS[e.method].label.format(**e.options)
+        lab = (e.label or METHODS[e.method].label.format(**e.options)) + _chosen(rs)
         out[e.name] = dict(label=lab, method=e.method, seeds=[r['seed'] for r in rs], status='diverged' if bad else 'done',
                            errors=[r['error'] for r in bad], test=None if bad else _row([r['test'] for r in rs]),
                            valid=None if bad else _row([r['valid'] for r in rs]), tau=[r['tau'] for r in rs if 'tau' in r], paper=e.paper)
@@ -453,6 +481,11 @@ def _load_data(e, cache, data_root, download):
         raise ValueError(f"dataset={e.dataset!r}: its files under data_root={str(data_root or os.environ.get('LTR_NB_DATA'))!r} "
                          f"cannot be read ({type(err).__name__}: {err}); re-copy or re-download them") from None
 
+def _filled(e:dict) -> dict:
+    "A stored experiment with its method's current default options filled in (an option added later compares equal at its default)."
+    m = METHODS.get(e.get('method'))
+    return {**e, 'options': {**m.defaults, **(e.get('options') or {})}} if m else e
+
 def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=True) -> str:
     "Refuse an output folder that cannot hold this job's results (a file, unwritable, foreign or different results); 'new', 'resume' or 'fresh'."
     out = Path(out)
@@ -462,7 +495,7 @@ def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=Tru
         if man is None: raise ValueError(f"out={str(out)!r} is a non-empty folder that ltr_nb did not write; choose a new or empty folder (--fresh deletes only folders ltr_nb wrote)")
         if not fresh:
             old = {x['name']: x for x in man['experiments']}
-            diff = [e.name for e in exps if e.name in old and _comparable(old[e.name]) != _comparable(asdict(e))]
+            diff = [e.name for e in exps if e.name in old and _comparable(_filled(old[e.name])) != _comparable(asdict(e))]
             if diff: raise ValueError(f"out={str(out)!r} holds results of experiments {diff} with another configuration; pass --fresh to delete them, or choose another --out")
             how = 'resume'
         else: how = 'fresh'
@@ -618,6 +651,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--dry_run', action='store_true', help='list what would run and roughly how long it takes; train nothing')
     p.add_argument('--list', action='store_true', help='list the shipped suites and the methods, and exit')
     p.add_argument('--verify', default=None, metavar='FOLDER', help='re-run the command recorded in results folder FOLDER into a temporary folder and compare row by row (exit 1 if a row differs); --only, --device and --data_root narrow it')
+    p.add_argument('--committed_weights', action='store_true', help='with --verify: start from the trained weights in the folder and re-compute only heads, adjustments and evaluation')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or mps (default: cuda if available)')
     p.add_argument('--backend', default=None, help='process-group backend under torchrun / accelerate launch (default: nccl on GPUs, gloo on CPUs)')
     p.add_argument('--data_root', default=None, help='data root (default: $LTR_NB_DATA)')
@@ -659,7 +693,7 @@ def _verify(p, a) -> int:
     "`ltr_nb --verify FOLDER`: the verdict per row, exit 1 when one differs (see What repeats)."
     from ltr_nb.verify import verify_folder, verify_report
     only = [x.strip() for x in a.only.split(',') if x.strip()] if a.only else None
-    try: v = verify_folder(a.verify, only=only, device=a.device, data_root=a.data_root)
+    try: v = verify_folder(a.verify, only=only, device=a.device, data_root=a.data_root, weights=a.committed_weights)
     except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)
     print(verify_report(v))
     if not v['ok']: p.exit(1, f"ltr_nb: error: {str(a.verify)!r} does not repeat (see the verdicts above)\n")

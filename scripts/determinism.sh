@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What makes a run repeat on another CPU? Re-runs the digits-lt suite under settings that pin the floating-point path
 # and compares the tables (issue 22). Each setting is one environment; OUT gets one folder per setting and a summary.
-# Usage: scripts/determinism.sh OUT   (about a minute per setting on 2 cores)
+# Usage: scripts/determinism.sh results/determinism   (about a minute per setting on 2 cores; the folders it writes
+# there are not committed, summary.md and seconds.txt are)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:?give an output folder}; mkdir -p "$OUT"
+OUT=${1:?give an output folder}; mkdir -p "$OUT"; rm -f "$OUT/seconds.txt"
 export PATH="$PWD/.venv/bin:$PATH"
 declare -A SETTINGS=(
   [default]=""
