@@ -614,10 +614,12 @@ def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots) -> dic
         if not main: return dict(summary=None, table=None, out=out, diverged=bad)
     summ = summarize(exps, results); table = summary_table(summ)
     groups = sorted({f"{_dname(d)} IF {d.info['imb_factor']:.3g}: Many > {e.many} / Few < {e.few} images" for e in exps for d in [datas[e.name]]})
-    head = (f"suite {s['name']}: test top-1 (%) of the last epoch, mean ± std over seeds; " + '; '.join(groups) + "\n\n")
+    env = env_info(device_used=dev, processes=world); fp = env['fp']
+    where = f"computed on {fp['cpu_model'] if dev == 'cpu' else env['device']} ({fp['cpu_capability']}, {env['torch_threads']} threads), torch {env['torch']}"
+    head = (f"suite {s['name']}: test top-1 (%) of the last epoch, mean ± std over seeds; " + '; '.join(groups) + f"; {where}\n\n")
     bad = {n: v['errors'] for n, v in summ.items() if v['status'] != 'done'}
     write_json(out/'results.json', dict(suite=s['name'], command=command, seconds_this_process=round(time.time() - t0, 1),
-                                        env=env_info(device_used=dev, processes=world), summary=summ, runs=results,
+                                        env=env, summary=summ, runs=results,
                                         data={n: d.info for n, d in datas.items()}))
     write_atomic(out/'table.md', (head + table + '\n').encode())
     if plots: _plots(out, exps, datas, results)
