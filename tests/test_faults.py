@@ -140,19 +140,26 @@ def test_seeds_that_collide_refused(tmp_path, capfd):
 
 # --- one writer per folder -----------------------------------------------------------------------------------------
 
+def _background(args, tmp_path):
+    "Start `ltr_nb args` writing to files (a pipe nobody reads would fill and block it); returns (process, stderr file)."
+    err = tmp_path / 'stderr.txt'
+    p = subprocess.Popen([LTR, *args], stdout=open(tmp_path / 'stdout.txt', 'w'), stderr=open(err, 'w'), text=True, env=ENV)
+    return p, err
+
+
 def test_second_job_on_one_folder_refused(tmp_path):
     "While one job trains, the same command, and a --fresh one, on its folder are refused with the holder's PID; the first ends intact."
     out = tmp_path / 'o'; args = ['--only', 'joint-ib', '--seeds', '0', '--epochs', '2000', '--device', 'cpu', '--out', str(out)]
-    first = subprocess.Popen([LTR, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    first, err = _background(args, tmp_path)
     t0 = time.time()
     while not list(out.glob('runs/*/models/ckpt.pth')):
-        assert first.poll() is None and time.time() - t0 < 300, first.communicate()
+        assert first.poll() is None and time.time() - t0 < 300, err.read_text()[-2000:]
         time.sleep(0.05)
     for extra in ([], ['--fresh']):
         refused(run([*args, *extra]), 'in use by another ltr_nb job', f'PID {first.pid}')
     assert first.poll() is None, 'the first job ended before the second was tried: not a test of the lock'
-    first.send_signal(signal.SIGINT); so, se = first.communicate(timeout=120)
-    assert first.returncode == 130, se[-2000:]
+    first.send_signal(signal.SIGINT); first.wait(timeout=120)
+    assert first.returncode == 130, err.read_text()[-2000:]
     from ltr_nb.core import load_state
     assert load_state(next(out.glob('runs/*/models/ckpt.pth')))['epoch'] >= 0      # the first job's state is intact
     assert _stray_tmp(out) == []
@@ -265,11 +272,10 @@ def _stray_tmp(out): return [str(p) for p in Path(out).rglob('*.tmp')]
 
 def test_sigterm_like_ctrl_c(tmp_path):
     out = tmp_path / 'o'; args = ['--only', 'joint-ib', '--seeds', '0', '--epochs', '2000', '--device', 'cpu', '--out', str(out)]
-    p = subprocess.Popen([LTR, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    t0 = time.time()
+    p, err = _background(args, tmp_path); t0 = time.time()
     while not list(out.glob('runs/*/models/ckpt.pth')):
         assert p.poll() is None and time.time() - t0 < 300; time.sleep(0.05)
-    time.sleep(0.3); p.send_signal(signal.SIGTERM); so, se = p.communicate(timeout=120)
+    time.sleep(0.3); p.send_signal(signal.SIGTERM); p.wait(timeout=120); se = err.read_text()
     assert p.returncode == 143 and 'terminated (SIGTERM)' in se and 'run the same command to resume' in se and 'Traceback' not in se, se
     assert _stray_tmp(out) == []
 
