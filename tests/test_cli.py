@@ -120,7 +120,7 @@ def _interrupt(args, out, sig, after_epochs):
 
 def test_kill_and_resume_same_table(tmp_path):
     "Ctrl-C, then SIGKILL, in the middle of a real run; the same command resumes each time and ends with the table of an uninterrupted run."
-    common = [*SHORT, '--epochs', '60']
+    common = [*SHORT, '--epochs', '200']
     a, b = tmp_path / 'a', tmp_path / 'b'
     r = run([LTR, *common, '--out', str(a)]); assert r.returncode == 0, r.stderr
     rc, so, se = _interrupt([*common, '--out', str(b)], b, signal.SIGINT, 3)
