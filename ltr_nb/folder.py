@@ -56,8 +56,8 @@ def write_manifest(out, suite:str, about:str, experiments:list[dict]):
 # %% ../nbs/08b_folder.ipynb #b66a68f1
 def clear_results(out) -> list[str]:
     "Delete what ltr_nb wrote in results folder `out` (a `StateError` if it is not one); returns the names removed. Other files stay."
-    out = Path(out); read_manifest(out)
-    if not (out/'manifest.json').is_file(): raise StateError(f"out={str(out)!r} has no manifest.json: not a results folder ltr_nb wrote")
+    out = Path(out)
+    if read_manifest(out) is None: raise StateError(f"out={str(out)!r} has no manifest.json: not a results folder ltr_nb wrote")
     gone = []
     for p in sorted(out.iterdir()):
         if p.name in OWNED or (p.is_file() and p.suffix in ('.png', '.tmp')):

@@ -103,11 +103,13 @@ _STAGE2 = ('wd2', 'r')       # WB stage 2: its weight decay and its MaxNorm radi
 
 def _wb_cfg(p, seed): return WBConfig(seed=seed, wd=p['wd2'], r=p['r'])
 
+def _fixed(o:dict) -> dict: return {k: o[k] for k in _STAGE2 if not isinstance(o[k], list)}   # stage-2 options not tuned
+
 def _tune_stage2(model, data, f:Features, o:dict, seed, dev, exp) -> dict|None:
     "Stage 2's options given as lists, searched on the validation split of features `f` (it needs no test split); None if none is a list."
     grid = {k: o[k] for k in _STAGE2 if isinstance(o[k], list)}
     if not grid: return None
-    fixed = {k: o[k] for k in _STAGE2 if k not in grid}
+    fixed = _fixed(o)
     score = lambda p: feats_report(wb_stage2(model, data, _wb_cfg({**fixed, **p}, seed), feats=f, device=dev), f, 'valid', exp.many, exp.few)['mean_cls']
     return grid_search(grid, score, seed)
 
@@ -115,7 +117,7 @@ def _wb_post(model, data, exp, o, seed, dev):
     data = _splits(data, exp, seed, dev); f = cache_features(model, data, device=dev)
     no_test = replace(f, test=f.test[:0], y_test=f.y_test[:0])          # the sweep cannot read the test split
     tuned = _tune_stage2(model, data, no_test, o, seed, dev, exp)
-    p = {**{k: o[k] for k in _STAGE2 if not isinstance(o[k], list)}, **(tuned['best'] if tuned else {})}
+    p = {**_fixed(o), **(tuned['best'] if tuned else {})}
     m2 = wb_stage2(model, data, _wb_cfg(p, seed), feats=f, device=dev)
     return dict(test=feats_report(m2, f, 'test', exp.many, exp.few), valid=feats_report(m2, f, 'valid', exp.many, exp.few), model=m2,
                 **({'tuned': tuned} if tuned else {}))
@@ -362,20 +364,20 @@ def _data_for(e:Experiment, cache:dict, data_root=None, download=False) -> LTDat
 def run_experiment(e:Experiment, seed:int, data:LTData, root:Path, dev, state=None) -> dict:
     "One row's result for one seed, from `root/results/<name>/s<seed>.json` if there, else computed (training as needed) and written."
     f = Path(root)/'results'/e.name/f's{seed}.json'; key = result_key(e, seed)
-    if broadcast(_stored(f, key)):
-        return read_json(f) if is_main() else dict(status='done')
+    stored = _stored(f, key)
+    if broadcast(stored is not None): return stored if is_main() else dict(status='done')
     spec = train_spec(e, seed); label = f"{e.name} seed {seed}"
     learn, rec = train_run(spec, data, root, dev, state, label)
     if not is_main(): return dict(status=rec['status'])   # heads, LA, WB stage 2 and the files: rank 0 alone
     with one_process(): return _post(e, seed, data, root, dev, f, spec, learn, rec, label)
 
-def _stored(f:Path, key:str) -> bool:
-    "Whether result file `f` exists and holds the result of `key` (one of another configuration is recomputed, never reported)."
-    if not f.is_file(): return False
+def _stored(f:Path, key:str) -> dict|None:
+    "The result in file `f` if it exists and holds the result of `key`, else None (one of another configuration is recomputed, never reported)."
+    if not f.is_file(): return None
     r = read_json(f, 'result', keys=('status', 'seed'))
-    if r.get('key') == key: return True
+    if r.get('key') == key: return r
     print(f"{f.parent.name} seed {r['seed']}: its stored result does not carry this configuration's key (another configuration, or an older ltr_nb); computing it again", flush=True)
-    return False
+    return None
 
 def _post(e, seed, data, root, dev, f, spec, learn, rec, label):
     res = dict(experiment=e.name, method=e.method, options=e.options, seed=seed, key=result_key(e, seed), train_key=_key(spec),

@@ -47,10 +47,10 @@ def compare_group(a:list, b:list, same_path:bool, k:float=2.0) -> str:
 # %% ../nbs/09a_verify.ipynb #4e3994af
 _ORDER = ('identical', 'within spread', 'differs')
 
-def compare_runs(old:dict, new:dict, same_path:bool) -> dict:
+def compare_runs(old:dict, new:dict, same_path:bool, k:float|None=None) -> dict:
     "Per experiment of `new` (a results record's `runs`): the verdict of each group and of the row (its worst group); the threshold `t_threshold` over all groups."
-    rows, n = {}, max([len(v) for v in new.values()] or [1])
-    k = t_threshold(n, len(GROUPS) * len(new))
+    rows = {}
+    if k is None: k = t_threshold(max([len(v) for v in new.values()] or [1]), len(GROUPS) * len(new))
     for name, rs in new.items():
         if name not in old: rows[name] = dict(verdict='differs', why='not in the committed folder'); continue
         ra, rb = sorted(old[name], key=lambda r: r['seed']), sorted(rs, key=lambda r: r['seed'])
@@ -90,9 +90,9 @@ def verify_folder(folder, only:list|None=None, device:str|None=None, data_root=N
             shutil.copytree(folder/'runs', out/'runs', ignore=shutil.ignore_patterns('ckpt.pth*')); shutil.copy(folder/'manifest.json', out)
         r = run_suite(**kw, command=rec['command'], plots=False)
         new = read_json(out/'results.json', 'results record', keys=('runs',))['runs']
-    rows = compare_runs(rec['runs'], new, same)
-    n = max([len(x) for x in new.values()] or [1])
-    return dict(rows=rows, same_path=same, weights=weights, k=t_threshold(n, len(GROUPS) * len(new)), paths=paths, here=here, ok=all(v['verdict'] != 'differs' for v in rows.values()))
+    k = t_threshold(max([len(x) for x in new.values()] or [1]), len(GROUPS) * len(new))
+    rows = compare_runs(rec['runs'], new, same, k)
+    return dict(rows=rows, same_path=same, weights=weights, k=k, paths=paths, here=here, ok=all(v['verdict'] != 'differs' for v in rows.values()))
 
 # %% ../nbs/09a_verify.ipynb #0bf5bd07
 def verify_report(v:dict) -> str:
