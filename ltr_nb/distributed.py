@@ -8,7 +8,7 @@ import os, sys, datetime
 from contextlib import contextmanager, nullcontext
 import torch
 import torch.distributed as dist
-from fastcore.basics import patch
+
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from .core import rank_world, all_sum, is_main, comm_device
@@ -17,7 +17,7 @@ from fastai.distributed import DistributedTrainer, DistributedDL
 
 # %% auto #0
 __all__ = ['launched', 'available_backends', 'init_distributed', 'local_device', 'check_same', 'finish_distributed',
-           'exit_together', 'broadcast', 'one_process', 'ShareWeight', 'distributed']
+           'exit_together', 'broadcast', 'one_process', 'fastai_hooks', 'ShareWeight', 'distributed']
 
 # %% ../nbs/06c_distributed.ipynb #03c02a57
 def launched() -> bool:
@@ -109,7 +109,6 @@ def one_process():
         else: os.environ['WORLD_SIZE'] = old
 
 # %% ../nbs/06c_distributed.ipynb #0cbcb858
-@patch
 def _wrap_dl(self:DistributedTrainer, dl):
     "This process's share of `dl`: `rank_dl` for the library's loaders, fastai's `DistributedDL` for any other."
     if isinstance(dl, DistributedDL) or getattr(dl, 'world', 1) > 1: return dl
@@ -117,11 +116,22 @@ def _wrap_dl(self:DistributedTrainer, dl):
     new = rank_dl(dl, r, w)
     return new if new is not None else DistributedDL(dl, rank=r, world_size=w)
 
-@patch
 def _broadcast(self:DistributedDL, t, rank):
     "Broadcast `t` from `rank` on the process group's device (CUDA for NCCL, CPU for gloo)."
-    t = torch.as_tensor(t, dtype=torch.long, device=comm_device()); dist.broadcast(t, rank)
+    t = torch.as_tensor(t, dtype=torch.long, device=comm_device())
+    dist.broadcast(t, rank)
     return t.cpu().tolist()
+
+_HOOKS = ((DistributedTrainer, '_wrap_dl', _wrap_dl), (DistributedDL, '_broadcast', _broadcast))
+
+@contextmanager
+def fastai_hooks():
+    "Inside, fastai's `DistributedTrainer._wrap_dl` and `DistributedDL._broadcast` are the library's; fastai's own are back on leaving."
+    old = [(cls, name, cls.__dict__[name]) for cls, name, _ in _HOOKS]
+    for cls, name, f in _HOOKS: setattr(cls, name, f)
+    try: yield
+    finally:
+        for cls, name, f in old: setattr(cls, name, f)
 
 # %% ../nbs/06c_distributed.ipynb #92f17c56
 class ShareWeight(Callback):
@@ -145,12 +155,12 @@ def distributed(learn, what:str='training'):
     gpu = _on_gpu(learn)
     init_distributed(device='cuda' if gpu else 'cpu')
     r, w = rank_world()
-    cfg = getattr(learn, 'lt_cfg', None)
+    cfg = getattr(getattr(learn, 'lt_run', None), 'cfg', None)
     check_same(dict(seed=getattr(cfg, 'seed', None), bs=getattr(learn.dls.train, 'bs', None), n=len(learn.dls.train)), f"{what}: seed, batch size or epoch length")
     rank_dl(learn.dls.train, r, w)                         # refuses a batch or epoch that does not split, before the fit
     had_progress, sw = hasattr(learn, 'progress'), ShareWeight()
     learn.add_cb(sw)
     try:
-        with learn.distrib_ctx(sync_bn=gpu, cpu=not gpu): yield learn
+        with fastai_hooks(), learn.distrib_ctx(sync_bn=gpu, cpu=not gpu): yield learn
     finally: learn.remove_cb(sw)
     if not had_progress and hasattr(learn, 'progress'): learn.remove_cb(ProgressCallback)   # fastai adds it back on rank > 0

@@ -155,11 +155,9 @@ class ListData:
 @patch
 def dls(self:ListData, bs:int=64, sampler:str|float='ib', seed:int=0, device=None) -> DataLoaders:
     "train / valid / test `DataLoaders` streaming the images (`list_file_dls`); the test loader is the validation list's when there is no test list."
-    d = list_file_dls(self.root, self.train, self.valid, self.test or self.valid, size=self.size, bs=bs, sampler=sampler,
+    return list_file_dls(self.root, self.train, self.valid, self.test or self.valid, size=self.size, bs=bs, sampler=sampler,
                       color_jitter=self.color_jitter, n_cls=self.n_cls, num_workers=self.num_workers, seed=seed, device=device,
                       check_files=False)
-    d.progressive, d.cls_counts, d.n_cls = sampler == 'pb', self.cls_counts, self.n_cls
-    return d
 
 def list_dataset(name:str,           # a key of `LIST_RECIPES`, or 'list:<folder>' with train.txt, val.txt[, test.txt]
                  root=None,          # data root (default `$LTR_NB_DATA`); a benchmark lives in `<root>/<name>`

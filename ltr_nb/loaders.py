@@ -122,13 +122,11 @@ def lt_dls(data:LTData,
            sampler:str|float='ib',    # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
            augment:dict|None|str='default', # kwargs of `pad_crop_flip`; 'default': the dataset's recipe
            device=None, seed:int=0) -> DataLoaders:
-    "fastai `DataLoaders` (train, valid, test) over an `LTData`; `dls.progressive` tells whether 'pb' was asked."
+    "fastai `DataLoaders` (train, valid, test) over an `LTData`."
     s = sampler_for(sampler, data.y_train, seed=seed)
     aug = AUGMENT.get(data.name, None) if isinstance(augment, str) and augment == 'default' else augment
     if isinstance(augment, str) and augment != 'default': raise ValueError(f"augment={augment!r}: pass a dict, None or 'default'")
     train = DeviceLoader(data.x_train, data.y_train, bs=bs, sampler=s, drop_last=False, augment=aug, device=device, seed=seed)
     valid = DeviceLoader(data.x_val, data.y_val, bs=max(bs, 256), norm=train.norm, device=device)
     test = DeviceLoader(data.x_test, data.y_test, bs=max(bs, 256), norm=train.norm, device=device)
-    dls = DataLoaders(train, valid, test, device=device)
-    dls.progressive, dls.cls_counts, dls.n_cls = sampler == 'pb', data.cls_counts, data.n_cls
-    return dls
+    return DataLoaders(train, valid, test, device=device)

@@ -153,10 +153,8 @@ def onestage_learner(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:f
     model = with_etf(model if model is not None else default_model(data, cfg.arch), seed=cfg.seed if etf_seed is None else etf_seed)
     fc_name = _module_name(model, get_classifier(model))
     cfg0 = replace(cfg, wd=0.)                 # the decay is the loss term, not the optimizer's
-    learn = lt_learner(data, cfg0, model=model, path=path, quiet=quiet, device=device,
-                       cbs=[WeightDecayLoss(wd, exclude=(fc_name,)), FeatureReg(fr)] + list(cbs or []))
-    learn.onestage = dict(wd_loss=wd, fr=fr, excluded=fc_name)
-    return learn
+    return lt_learner(data, cfg0, model=model, path=path, quiet=quiet, device=device, settings=dict(wd_loss=wd, fr=fr, excluded=fc_name),
+                      cbs=[WeightDecayLoss(wd, exclude=(fc_name,)), FeatureReg(fr)] + list(cbs or []))
 
 def train_onestage(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:float=0.01, la_kind:str='mult', taus=None,
                    path='.', quiet:bool=False, device=None, ckpt:str|None=None, resume:bool=False, cbs=None) -> tuple:
@@ -170,6 +168,6 @@ def train_onestage(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:flo
     res = dict(method='onestage', sampler=str(cfg.sampler), seed=cfg.seed, test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'),
                la=dict(kind=la_kind, tau=la['tau'], test=feats_report(la['model'], f, 'test', cfg.many, cfg.few),
                        valid=feats_report(la['model'], f, 'valid', cfg.many, cfg.few)),
-               wnorm_hist=[w.tolist() for w in learn.wnorm_hist], config=dict(asdict(learn.lt_cfg), **learn.onestage),
+               wnorm_hist=[w.tolist() for w in learn.wnorm_hist], config=dict(asdict(learn.lt_run.cfg), **learn.lt_run.settings),
                data=data.info, env=env_info(seed=cfg.seed))
     return learn, res

@@ -4,259 +4,32 @@
 
 # %% ../nbs/09_runner.ipynb #81327aad
 from __future__ import annotations
-import argparse, contextlib, hashlib, json, math, os, shlex, signal, sys, threading, time, zipfile
-from dataclasses import dataclass, field, fields, asdict, replace
+import contextlib, hashlib, json, math, os, sys, time, zipfile
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
 import numpy as np
 import torch
-import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
-import ltr_nb
 from .core import env_info, is_main, rank_world, all_sum, load_state, read_json, StateError, write_atomic
 from .folder import write_json, read_manifest, write_manifest, clear_results, FolderLock
 from .distributed import (
-    launched, init_distributed, local_device, check_same, broadcast, one_process, finish_distributed, exit_together)
-from .data import lt_dataset, DATASETS, LTData
-from .listfile import LIST_RECIPES, ListData, list_dataset
-from .sampling import sampler_for
-from .models import ARCHS, get_classifier
-from .metrics import plot_per_class_acc
-from .train import recipe, lt_learner, fit_lt, evaluate, plot_weight_norms, TrainedEpochCallback, TrainConfig, save_atomic
-from .heads import decoupled_heads, HeadConfig, HEADS, cache_features, feats_report, Features
-from .tuning import grid_search, check_grid
-from .onestage import LA_KINDS, LA_TAUS, tune_la, onestage_learner
-from .wb import wb_stage2, WBConfig
+    launched, init_distributed, local_device, check_same, broadcast, one_process)
+from .data import lt_dataset, LTData
+from .listfile import ListData, list_dataset
+from .models import get_classifier
+from .train import fit_lt, evaluate, TrainedEpochCallback, TrainConfig, save_atomic
+from .methods import METHODS, TRAINERS, Method, RowContext, register_method
+from .experiments import Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS
+from .report import summarize, summary_table, write_plots, data_name
 
 # %% auto #0
-__all__ = ['METHODS', 'SUITES_DIR', 'Experiment', 'Method', 'register_method', 'check_experiment', 'train_config', 'suite_names',
-           'load_suite', 'Diverged', 'FiniteCheck', 'result_key', 'train_spec', 'train_run', 'run_experiment',
-           'epochs_done', 'summarize', 'summary_table', 'check_device', 'check_out', 'plan', 'run_suite', 'main']
-
-# %% ../nbs/09_runner.ipynb #08a9d43c
-@dataclass
-class Experiment:
-    "One row of a results table: a dataset and its LT recipe, a training recipe, one method with its options, and the seeds."
-    name:str                         # short name: a folder name and what `--only` selects
-    method:str                       # a key of `METHODS`
-    label:str|None = None            # the table's row label (default: the method's label)
-    dataset:str = 'digits'           # one of `DATASETS`, a list-file benchmark of `LIST_RECIPES`, or 'list:<folder>'
-    imb_factor:float|None = None     # n_max / n_min (default: 10 for digits, 100 otherwise)
-    profile:str = 'exp'              # class-count profile: exp or step
-    n_max:int|None = None            # images of the largest class (default: all the pool allows)
-    val_per_class:int|None = None    # balanced validation images per class held out of training
-    select:str = 'first'             # LT subset: first images per class in file order, or random
-    arch:str|None = None             # model (default: per dataset)
-    epochs:int|None = None           # training epochs (default: the dataset's recipe)
-    lr:float|None = None             # peak learning rate (default: recipe)
-    bs:int|None = None               # batch size (default: recipe)
-    wd:float|None = None             # weight decay (default: recipe; a method may set its own)
-    wd_mode:str = 'coupled'          # coupled (L2, as the references) or decoupled (fastai)
-    schedule:str = 'cos'             # cos (to 0) or one_cycle
-    many:int = 100                   # Many: more than this many training images
-    few:int = 20                     # Few: fewer than this many
-    size:int|None = None             # crop size of a list-file dataset (default: its recipe's, 224)
-    channels_last:bool = False       # channels_last memory format
-    bf16:bool = False                # bfloat16 autocast
-    compile:bool = False             # torch.compile the model
-    seeds:list = field(default_factory=lambda: [0, 1, 2])  # one run per seed
-    options:dict = field(default_factory=dict)             # the method's options (see `METHODS[method].defaults`)
-    paper:dict|None = None           # the paper's numbers to print beside ours: {'All': 71.2, 'source': '...'}
+__all__ = ['Diverged', 'FiniteCheck', 'result_key', 'train_spec', 'train_run', 'run_experiment', 'epochs_done', 'check_device',
+           'check_out', 'plan', 'run_suite']
 
 # %% ../nbs/09_runner.ipynb #d24c02f1
-@dataclass
-class Method:
-    "How a method makes a row: which model it trains (`trainer` with `train_opts(options)`), then `post` on that model."
-    label:str                        # row label; `{option}` fields are filled from the options
-    defaults:dict                    # the method's options and their defaults
-    trainer:str = 'joint'            # 'joint' (`lt_learner`) or 'onestage' (`onestage_learner`)
-    train_opts:Callable = lambda o: dict(sampler='ib')   # options -> the training run's settings (sampler, wd, wd_loss, fr)
-    post:Callable|None = None        # (model, data, exp, options, seed, device) -> dict(test, valid, ...); None: the model itself
-    about:str = ''
-    tunable:tuple = ()               # options that may be given as a list: a grid searched on validation (`ltr_nb.tuning`)
-
-METHODS:dict[str, Method] = {}
-def register_method(name:str, method:Method) -> Method:
-    "Add `method` to the registry under `name` (what an `Experiment`'s `method` names)."
-    if not name.replace('_', '').isalnum(): raise ValueError(f"name={name!r}: use letters, digits and underscores")
-    METHODS[name] = method
-    return method
-
-# %% ../nbs/09_runner.ipynb #4c5fb13e
 def _splits(data, exp, seed, dev):
-    "What the heads read: an `LTData` as it is; a `ListData` as its streaming loaders (evaluation passes use no augmentation)."
+    "What a method's post-processing reads: an `LTData` as it is; a `ListData` as its streaming loaders (evaluation passes use no augmentation)."
     return data if isinstance(data, LTData) else data.dls(bs=train_config(exp, seed).bs, sampler='ib', seed=seed, device=dev)
-
-def _head_post(h):
-    def post(model, data, exp, o, seed, dev):
-        r = decoupled_heads(model, _splits(data, exp, seed, dev), [h], HeadConfig(epochs=o.get('head_epochs', 10), seed=seed), many=exp.many, few=exp.few, device=dev)[h]
-        return dict(test=r['test'], valid=r['valid'], **({'tau': r['tau']} if 'tau' in r else {}), model=r['model'])
-    return post
-
-def _la_post(model, data, exp, o, seed, dev):
-    f = cache_features(model, _splits(data, exp, seed, dev), device=dev)          # once: τ is tuned and the reports computed on the same features
-    t = tune_la(model, feats=f, kind=o['kind'], taus=LA_TAUS, many=exp.many, few=exp.few)
-    return dict(test=feats_report(t['model'], f, 'test', exp.many, exp.few), valid=feats_report(t['model'], f, 'valid', exp.many, exp.few),
-                tau=t['tau'], model=t['model'])
-
-_STAGE2 = ('wd2', 'r')       # WB stage 2: its weight decay and its MaxNorm radius (relative to the stage-1 norms)
-
-def _wb_cfg(p, seed): return WBConfig(seed=seed, wd=p['wd2'], r=p['r'])
-
-def _fixed(o:dict) -> dict: return {k: o[k] for k in _STAGE2 if not isinstance(o[k], list)}   # stage-2 options not tuned
-
-def _tune_stage2(model, data, f:Features, o:dict, seed, dev, exp) -> dict|None:
-    "Stage 2's options given as lists, searched on the validation split of features `f` (it needs no test split); None if none is a list."
-    grid = {k: o[k] for k in _STAGE2 if isinstance(o[k], list)}
-    if not grid: return None
-    fixed = _fixed(o)
-    score = lambda p: feats_report(wb_stage2(model, data, _wb_cfg({**fixed, **p}, seed), feats=f, device=dev), f, 'valid', exp.many, exp.few)['mean_cls']
-    return grid_search(grid, score, seed)
-
-def _wb_post(model, data, exp, o, seed, dev):
-    data = _splits(data, exp, seed, dev); f = cache_features(model, data, device=dev)
-    no_test = replace(f, test=f.test[:0], y_test=f.y_test[:0])          # the sweep cannot read the test split
-    tuned = _tune_stage2(model, data, no_test, o, seed, dev, exp)
-    p = {**_fixed(o), **(tuned['best'] if tuned else {})}
-    m2 = wb_stage2(model, data, _wb_cfg(p, seed), feats=f, device=dev)
-    return dict(test=feats_report(m2, f, 'test', exp.many, exp.few), valid=feats_report(m2, f, 'valid', exp.many, exp.few), model=m2,
-                **({'tuned': tuned} if tuned else {}))
-
-register_method('joint', Method('joint / {sampler}', dict(sampler='ib'), train_opts=lambda o: dict(sampler=o['sampler']),
-                                about='joint training with a sampler: ib, sqrt, cb, pb or an exponent q (Kang et al.)'))
-for _h, _l in HEADS.items():
-    register_method(_h, Method(f'ib + {_l}', dict(head_epochs=10), post=_head_post(_h),     # (NCM and τ-norm train nothing: epochs unused)
-                               about=f'{_l} on the instance-balanced joint model (Kang et al.)'))
-register_method('la', Method('ib + LA ({kind})', dict(kind='mult'), post=_la_post,
-                             about='post-hoc logit adjustment of the instance-balanced joint model, τ chosen on validation'))
-register_method('wb', Method('WB (CB + WD + MaxNorm)', dict(wd=5e-3, wd2=0.1, r=0.1), train_opts=lambda o: dict(sampler='ib', wd=o['wd']),
-                             post=_wb_post, tunable=_STAGE2,
-                             about='weight balancing: stage 1 with weight decay wd, stage 2 class-balanced loss + weight decay wd2 + MaxNorm '
-                                   'with relative radius r (Alshammari et al.); wd2 and r given as lists are chosen on validation'))
-register_method('onestage', Method('one-stage (WD + FR + ETF)', dict(wd=5e-3, fr=0.01), trainer='onestage',
-                                   train_opts=lambda o: dict(sampler='ib', wd_loss=o['wd'], fr=o['fr']),
-                                   about='WD as a loss term + feature regularisation + fixed ETF classifier (Hasegawa & Sato)'))
-_ = register_method('onestage_la', Method('one-stage + LA ({kind})', dict(wd=5e-3, fr=0.01, kind='mult'), trainer='onestage',
-                                      train_opts=lambda o: dict(sampler='ib', wd_loss=o['wd'], fr=o['fr']), post=_la_post,
-                                      about='the one-stage model with post-hoc logit adjustment (Hasegawa & Sato)'))
-
-# %% ../nbs/09_runner.ipynb #c9bde256
-def _fail(field, value, valid): raise ValueError(f"{field}={value!r} {valid}")
-
-def _is_list(dataset:str) -> bool: return dataset in LIST_RECIPES or dataset.startswith('list:')
-
-def _finite(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-_TYPES = {'str': (str,), 'int': (int,), 'float': (int, float), 'bool': (bool,), 'list': (list,), 'dict': (dict,), 'None': (type(None),)}
-
-def _type_ok(v, annotation:str) -> bool:
-    "Whether `v` fits a field annotation such as 'int|None' (a bool is no number here, a float no int)."
-    ok = tuple(t for a in annotation.split('|') for t in _TYPES[a.strip()])
-    return isinstance(v, ok) and not (isinstance(v, bool) and bool not in ok)
-
-def _check_types(e:Experiment):
-    "A `ValueError` naming every field of `e` whose value has the wrong type, and the type it needs."
-    wrong = [f"{f.name}={getattr(e, f.name)!r} (needs {f.type.replace(' ', '')})" for f in fields(e) if not _type_ok(getattr(e, f.name), f.type)]
-    if wrong: raise ValueError(f"experiment {e.name!r}: wrong type: {'; '.join(wrong)}")
-
-def _check_values(e:Experiment):
-    "Types inside the containers: seeds in NumPy's seed range, the paper's numbers, the options against the method's defaults."
-    n = f"experiment {e.name!r}: "
-    if any(not _type_ok(s, 'int') or not 0 <= s < 2**32 for s in e.seeds):
-        raise ValueError(f"{n}seeds={e.seeds!r} must be integers in 0..4294967295 (NumPy's seed range; larger seeds would repeat smaller ones)")
-    if e.paper is not None and any(not _type_ok(v, 'str' if k == 'source' else 'float') for k, v in e.paper.items()):
-        raise ValueError(f"{n}paper={e.paper!r} must map group names to numbers (and 'source' to a text)")
-    d = METHODS[e.method].defaults
-    for k, v in e.options.items():
-        if isinstance(v, list) and k in METHODS[e.method].tunable: check_grid(f"{n}options.{k}", v); continue   # a grid to tune over
-        want = 'str|float' if k == 'sampler' else type(d[k]).__name__ if k in d else None
-        if want and not _type_ok(v, want): raise ValueError(f"{n}options.{k}={v!r} has the wrong type; it needs {want} (default {d[k]!r})")
-
-def check_experiment(e:Experiment) -> Experiment:
-    "`e` with its method's default options filled in, or a `ValueError` naming the field, the value and what is valid."
-    n = f"experiment {str(e.name)[:60]!r}: "
-    def bad(f, v, valid): raise ValueError(f"{n}{f}={v!r} {valid}")
-    _check_types(e)
-    if not e.name or any(c in e.name for c in '/\\ \t\n') or e.name.startswith('.'): bad('name', e.name, 'must be a non-empty folder name (no slashes or spaces)')
-    if len(e.name) > 80: bad('name', e.name[:20] + '...', f'is {len(e.name)} characters long; use at most 80 (it names a folder)')
-    if e.method not in METHODS: bad('method', e.method, f'is unknown; choose one of {list(METHODS)}')
-    m = METHODS[e.method]
-    extra = set(e.options) - set(m.defaults)
-    if extra: bad('options', e.options, f"has {sorted(extra)}, which method {e.method!r} does not take; its options: {m.defaults}")
-    o = {**m.defaults, **e.options}
-    listed = _is_list(e.dataset)
-    if e.dataset not in DATASETS and not listed:
-        bad('dataset', e.dataset, f"is unknown; choose one of {list(DATASETS)}, a list-file benchmark {list(LIST_RECIPES)} or 'list:<folder>'")
-    if listed:       # the list files fix the long-tailed split and the validation set
-        for f, v, d in (('imb_factor', e.imb_factor, None), ('n_max', e.n_max, None), ('val_per_class', e.val_per_class, None),
-                        ('profile', e.profile, 'exp'), ('select', e.select, 'first')):
-            if v != d: bad(f, v, f"does not apply to the list-file dataset {e.dataset!r} (its list files fix the split); leave it unset")
-    elif e.size is not None: bad('size', e.size, f"applies to list-file datasets only; {e.dataset!r} keeps its image size")
-    if e.size is not None and not (isinstance(e.size, int) and e.size >= 8): bad('size', e.size, 'must be an integer >= 8 (crop size in pixels)')
-    if e.imb_factor is not None and not (_finite(e.imb_factor) and e.imb_factor >= 1): bad('imb_factor', e.imb_factor, 'must be a finite number >= 1')
-    if e.profile not in ('exp', 'step'): bad('profile', e.profile, "is not valid; choose 'exp' or 'step'")
-    if e.n_max is not None and e.n_max < 1: bad('n_max', e.n_max, 'must be >= 1')
-    if e.val_per_class is not None and e.val_per_class < 1: bad('val_per_class', e.val_per_class, 'must be >= 1 (model selection, τ and the heads need a validation split)')
-    if e.select not in ('first', 'random'): bad('select', e.select, "is not valid; choose 'first' or 'random'")
-    if e.arch is not None and e.arch not in ARCHS: bad('arch', e.arch, f'is unknown; choose one of {list(ARCHS)}')
-    if e.epochs is not None and e.epochs < 1: bad('epochs', e.epochs, 'must be >= 1')
-    if e.lr is not None and not (_finite(e.lr) and e.lr > 0): bad('lr', e.lr, 'must be a finite number > 0')
-    if e.bs is not None and e.bs < 1: bad('bs', e.bs, 'must be >= 1')
-    if e.wd is not None and not (_finite(e.wd) and e.wd >= 0): bad('wd', e.wd, 'must be a finite number >= 0')
-    if e.few < 0 or e.many < e.few: bad('many, few', (e.many, e.few), 'must satisfy many >= few >= 0 (Many: > many images, Few: < few)')
-    if not e.seeds: bad('seeds', e.seeds, 'names no seed; e.g. [0]')
-    _check_values(e)
-    if listed and (e.arch or '') == 'mlp': bad('arch', e.arch, f"needs in-memory inputs; the list-file dataset {e.dataset!r} streams images: choose one of {[a for a in ARCHS if a != 'mlp']}")
-    if len(set(e.seeds)) != len(e.seeds): bad('seeds', e.seeds, 'has duplicates')
-    if 'sampler' in o: sampler_for(o['sampler'], torch.arange(2))
-    if 'kind' in o and o['kind'] not in LA_KINDS: bad('options.kind', o['kind'], f'is not valid; choose one of {LA_KINDS}')
-    for k in ('wd', 'fr', 'wd2', 'r'):
-        if k in o and not isinstance(o[k], list) and not (_finite(o[k]) and o[k] >= 0): bad(f'options.{k}', o[k], 'must be a finite number >= 0')
-    if 'head_epochs' in o and not (isinstance(o['head_epochs'], int) and o['head_epochs'] >= 1): bad('options.head_epochs', o['head_epochs'], 'must be an integer >= 1')
-    try: train_config(replace(e, options=o), e.seeds[0])
-    except ValueError as err: raise ValueError(n + str(err)) from None
-    return replace(e, options=o)
-
-def train_config(e:Experiment, seed:int) -> TrainConfig:
-    "The training recipe of experiment `e` for `seed` (the dataset's recipe, the experiment's fields, the method's sampler and wd)."
-    t = METHODS[e.method].train_opts({**METHODS[e.method].defaults, **e.options})
-    return recipe(e.dataset, epochs=e.epochs, lr=e.lr, bs=e.bs, wd=t.get('wd', e.wd), wd_mode=e.wd_mode, schedule=e.schedule, arch=e.arch,
-                  many=e.many, few=e.few, channels_last=e.channels_last, bf16=e.bf16, compile=e.compile, sampler=t['sampler'], seed=seed)
-
-# %% ../nbs/09_runner.ipynb #78652689
-SUITES_DIR = Path(ltr_nb.__file__).parent/'suites'
-_FIELDS = {f.name for f in fields(Experiment)}
-
-def suite_names() -> list[str]: return sorted(p.stem for p in SUITES_DIR.glob('*.json'))
-
-def load_suite(suite) -> dict:
-    "A suite (a shipped name, a path to a `.json` file, or a dict): `dict(name, about, experiments=[Experiment, ...])`, every experiment checked."
-    if isinstance(suite, dict): d, src = suite, 'the suite'
-    else:
-        p = Path(suite) if str(suite).endswith('.json') else SUITES_DIR/f'{suite}.json'
-        if not p.is_file(): raise ValueError(f"suite={str(suite)!r} is neither a shipped suite {suite_names()} nor a .json file that exists")
-        try: d = json.loads(p.read_text())
-        except json.JSONDecodeError as err: raise ValueError(f"suite={str(suite)!r} is not valid JSON: {err}") from None
-        src = str(p)
-    if not isinstance(d, dict): raise ValueError(f"{src}: a suite must be a JSON object with 'experiments', not a {type(d).__name__}")
-    unknown = sorted(set(d) - {'name', 'about', 'defaults', 'experiments'})
-    if unknown: raise ValueError(f"{src}: unknown keys {unknown}; a suite has 'name', 'about', 'defaults' and 'experiments'")
-    for k, t in (('name', str), ('about', str), ('defaults', dict)):
-        if k in d and not isinstance(d[k], t): raise ValueError(f"{src}: {k}={d[k]!r} must be a {t.__name__}")
-    if not isinstance(d.get('experiments'), list) or not d['experiments']: raise ValueError(f"{src}: 'experiments' must be a non-empty list")
-    base = d.get('defaults', {})
-    exps = []
-    for i, x in enumerate(d['experiments']):
-        if not isinstance(x, dict): raise ValueError(f"{src}: experiment {i} must be an object of fields, not {x!r}")
-        kw = {**base, **x}
-        unknown = set(kw) - _FIELDS
-        if unknown: raise ValueError(f"{src}: experiment {i} ({x.get('name')!r}) has unknown fields {sorted(unknown)}; valid: {sorted(_FIELDS)}")
-        if 'name' not in kw or 'method' not in kw: raise ValueError(f"{src}: experiment {i} needs a 'name' and a 'method'")
-        exps.append(check_experiment(Experiment(**kw)))
-    names = [e.name for e in exps]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup: raise ValueError(f"{src}: experiment names {dup} are used more than once")
-    return dict(name=d.get('name', Path(str(suite)).stem), about=d.get('about', ''), experiments=exps)
 
 # %% ../nbs/09_runner.ipynb #d4958b52
 class Diverged(Exception):
@@ -280,10 +53,6 @@ def _finite_report(r:dict) -> bool: return all(math.isfinite(r[k]) for k in ('al
 
 def _key(obj) -> str: return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
-def _data_spec(e:Experiment) -> dict:
-    d = dict(dataset=e.dataset, imb_factor=e.imb_factor, profile=e.profile, n_max=e.n_max, val_per_class=e.val_per_class, select=e.select)
-    return d if e.size is None else {**d, 'size': e.size}     # (no key when unset: earlier runs keep their keys)
-
 def _comparable(e:dict) -> dict:
     "An experiment's fields (as a dict) that decide its results: all but seeds, label and the paper's numbers (unset ones left out, so a field added later compares equal)."
     return {k: v for k, v in e.items() if k not in ('seeds', 'label', 'paper') and v is not None}
@@ -294,8 +63,8 @@ def result_key(e:Experiment, seed:int) -> str:
 
 def train_spec(e:Experiment, seed:int) -> dict:
     "What a training run depends on: data, recipe, trainer and its settings. Experiments with equal specs share one run (one model)."
-    m = METHODS[e.method]; t = m.train_opts(e.options)
-    return dict(data=_data_spec(e), trainer=m.trainer, config=asdict(train_config(e, seed)),
+    m = METHODS[e.method]; t = m.settings(e.options)
+    return dict(data=data_spec(e), trainer=m.trainer, config=asdict(train_config(e, seed)),
                 settings={k: v for k, v in t.items() if k not in ('sampler', 'wd')})   # those two are in the config
 
 # %% ../nbs/09_runner.ipynb #7f69a880
@@ -315,9 +84,8 @@ def _overall(state:dict, label:str) -> str:
     return f"[{d}/{t} epochs of the job, {el / 60:.1f} min{left}] {label}"
 
 def _build(spec, data, path, dev, cbs=()):
-    cfg = TrainConfig(**spec['config']); t = spec['settings']
-    if spec['trainer'] == 'onestage': return onestage_learner(data, cfg, t['wd_loss'], t['fr'], path=path, quiet=True, device=dev, cbs=list(cbs))
-    return lt_learner(data, cfg, path=path, quiet=True, device=dev, cbs=list(cbs))
+    "The learner of training run `spec`, built by its method's trainer."
+    return TRAINERS[spec['trainer']](data, TrainConfig(**spec['config']), spec['settings'], path=path, quiet=True, device=dev, cbs=list(cbs))
 
 def _plain(x): return json.loads(json.dumps(x, default=str))     # as read back from JSON (tuples as lists)
 
@@ -355,9 +123,9 @@ def train_run(spec:dict, data:LTData, root:Path, dev, state=None, label:str='run
 
 # %% ../nbs/09_runner.ipynb #03ad4140
 def _data_for(e:Experiment, cache:dict, data_root=None, download=False) -> LTData|ListData:
-    k = _key(_data_spec(e))
+    k = _key(data_spec(e))
     if k not in cache:
-        if _is_list(e.dataset): cache[k] = list_dataset(e.dataset, data_root, e.size)
+        if is_list_dataset(e.dataset): cache[k] = list_dataset(e.dataset, data_root, e.size)
         else: cache[k] = lt_dataset(e.dataset, e.imb_factor, e.profile, e.n_max, e.val_per_class, e.select, 0, data_root, download)
     return cache[k]
 
@@ -385,7 +153,7 @@ def _post(e, seed, data, root, dev, f, spec, learn, rec, label):
     if learn is not None:
         m = METHODS[e.method]
         if m.post is None: out = dict(test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'), model=learn.model)
-        else: out = m.post(learn.model, data, e, e.options, seed, dev)
+        else: out = m.post(learn.model, _splits(data, e, seed, dev), e.options, RowContext(seed, dev, e.many, e.few))
         model = out.pop('model')
         if not (_finite_report(out['test']) and _finite_report(out['valid'])) or not all(torch.isfinite(p).all() for p in model.parameters()):
             res.update(status='diverged', error=f"{label}: {e.method} produced non-finite weights or predictions")
@@ -401,67 +169,6 @@ def epochs_done(spec:dict, root:Path) -> int:
     if (d/'record.json').is_file(): return spec['config']['epochs']
     ck = d/'models'/'ckpt.pth'
     return int(load_state(ck)['epoch']) + 1 if ck.is_file() else 0
-
-# %% ../nbs/09_runner.ipynb #069eb6b3
-def _row(reps:list[dict]) -> dict:
-    ok = lambda v: v is not None and math.isfinite(v)          # an empty group (no class in it) has no accuracy
-    return {k: dict(mean=float(np.mean([r[k] for r in reps])), std=float(np.std([r[k] for r in reps]))) if all(ok(r[k]) for r in reps) else None
-            for k in ('many', 'medium', 'few', 'all', 'mean_cls')}
-
-def _chosen(rs:list[dict]) -> str:
-    "', chosen on validation: wd2 0 / 0.01 / 0, r 0.1' — the tuned values of a row, per seed where they differ ('' if nothing was tuned)."
-    ts = [r['tuned']['best'] for r in rs if r.get('tuned')]
-    if not ts: return ''
-    vals = {k: list(dict.fromkeys(f"{t[k]:g}" for t in ts)) for k in ts[0]}
-    return ', chosen on validation: ' + ', '.join(f"{k} {' / '.join(f'{t[k]:g}' for t in ts) if len(v) > 1 else v[0]}" for k, v in vals.items())
-
-def summarize(exps:list[Experiment], results:dict) -> dict:
-    "Per experiment: status, label, seeds, mean and std of Many / Medium / Few / All (test), τ, the paper's numbers, the errors."
-    out = {}
-    for e in exps:
-        rs = results[e.name]; bad = [r for r in rs if r['status'] != 'done']
-        lab = (e.label or METHODS[e.method].label.format(**e.options)) + _chosen(rs)
-        out[e.name] = dict(label=lab, method=e.method, seeds=[r['seed'] for r in rs], status='diverged' if bad else 'done',
-                           errors=[r['error'] for r in bad], test=None if bad else _row([r['test'] for r in rs]),
-                           valid=None if bad else _row([r['valid'] for r in rs]), tau=[r['tau'] for r in rs if 'tau' in r], paper=e.paper)
-    return out
-
-def _ms(c, n:int):
-    if c is None: return '–'
-    return f"{100 * c['mean']:.1f}" + (f" ± {100 * c['std']:.1f}" if n > 1 else '')
-
-def summary_table(summary:dict, n_seeds:bool=True) -> str:
-    "Markdown: one row per experiment, Many / Medium / Few / All (%) as mean ± std over seeds (the mean alone for one seed), the paper's All beside, diverged rows marked."
-    pap = any(s['paper'] for s in summary.values())      # the paper column only where a paper number exists
-    lines = ['| experiment | method | seeds | Many | Medium | Few | All |' + (' paper All |' if pap else ''), '|---|---|---|---:|---:|---:|---:|' + ('---:|' if pap else '')]
-    for name, s in summary.items():
-        p = s['paper'] or {}; pa = (f" {p['All']:.1f} |" if 'All' in p else '  |') if pap else ''
-        if s['status'] != 'done':
-            lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | **diverged** | | | |{pa}"); continue
-        t = s['test']; lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | " + ' | '.join(_ms(t[k], len(s['seeds'])) for k in ('many', 'medium', 'few', 'all')) + f" |{pa}")
-    return '\n'.join(lines)
-
-# %% ../nbs/09_runner.ipynb #4eb98195
-def _dname(d) -> str: return d.name if isinstance(d, ListData) else f"{d.name}-LT"
-
-def _save(ax, path):
-    ax.figure.tight_layout(); ax.figure.savefig(path, dpi=120); plt.close(ax.figure)
-
-def _plots(out:Path, exps, datas, results):
-    "Per dataset: test accuracy per class (mean over seeds) and classifier weight norms (first seed) of every finished experiment."
-    for p in out.glob('*.png'): p.unlink()    # never leave an earlier run's plots beside the new table
-    by = {}
-    for e in exps: by.setdefault(_key(_data_spec(e)), []).append(e)
-    for i, es in enumerate(by.values()):
-        d, e0 = datas[es[0].name], es[0]; sfx = '' if len(by) == 1 else f"_{Path(d.name).name}_if{d.info['imb_factor']:.3g}"
-        ok = [e for e in es if all(r['status'] == 'done' for r in results[e.name])]
-        if not ok: continue
-        lab = lambda e: e.label or METHODS[e.method].label.format(**e.options)
-        pc = {lab(e): np.mean([r['test']['per_class'] for r in results[e.name]], axis=0) for e in ok}
-        _save(plot_per_class_acc(pc, d.cls_counts, e0.many, e0.few, title=f"{_dname(d)} (IF {d.info['imb_factor']:.3g}): test accuracy per class"),
-              out/f'per_class_acc{sfx}.png')
-        wn = {lab(e): results[e.name][0]['wnorm'] for e in ok if results[e.name][0].get('wnorm')}
-        if wn: _save(plot_weight_norms(wn, d.cls_counts, title='classifier weight norms (first seed)'), out/f'weight_norms{sfx}.png')
 
 # %% ../nbs/09_runner.ipynb #742ac963
 def check_device(device:str|None) -> str:
@@ -517,7 +224,7 @@ def _apply(exps, only=None, overrides=None, options=None):
         if unknown: raise ValueError(f"only={','.join(only)!r}: {unknown} are not in the suite; its experiments: {[e.name for e in exps]}")
         exps = [e for e in exps if e.name in only]
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    bad = set(overrides) - (_FIELDS - {'name', 'method', 'label', 'options', 'paper'})
+    bad = set(overrides) - (FIELDS - {'name', 'method', 'label', 'options', 'paper'})
     if bad: raise ValueError(f"overrides {sorted(bad)} are not experiment fields")
     options = options or {}
     for k in options:
@@ -615,7 +322,7 @@ def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots) -> dic
         bad = broadcast([e.name for e in exps if any(r['status'] != 'done' for r in results[e.name])] if main else None)
         if not main: return dict(summary=None, table=None, out=out, diverged=bad)
     summ = summarize(exps, results); table = summary_table(summ)
-    groups = sorted({f"{_dname(d)} IF {d.info['imb_factor']:.3g}: Many > {e.many} / Few < {e.few} images" for e in exps for d in [datas[e.name]]})
+    groups = sorted({f"{data_name(d)} IF {d.info['imb_factor']:.3g}: Many > {e.many} / Few < {e.few} images" for e in exps for d in [datas[e.name]]})
     env = env_info(device_used=dev, processes=world); fp = env['fp']
     where = f"computed on {fp['cpu_model'] if dev == 'cpu' else env['device']} ({fp['cpu_capability']}, {env['torch_threads']} threads), torch {env['torch']}"
     head = (f"suite {s['name']}: test top-1 (%) of the last epoch, mean ± std over seeds; " + '; '.join(groups) + f"; {where}\n\n")
@@ -624,116 +331,13 @@ def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots) -> dic
                                         env=env, summary=summ, runs=results,
                                         data={n: d.info for n, d in datas.items()}))
     write_atomic(out/'table.md', (head + table + '\n').encode())
-    if plots: _plots(out, exps, datas, results)
+    if plots: write_plots(out, exps, datas, results)
     msg = head + table + (f"\n\n{len(bad)} experiment(s) diverged:\n" + '\n'.join(f"  {n}: {'; '.join(v)}" for n, v in bad.items()) if bad else '')
     print(msg + f"\n\nwrote {out}/results.json, table.md and plots ({time.time() - t0:.0f} s)")
     return dict(summary=summ, table=table, out=out, diverged=list(bad))
 
-# %% ../nbs/09_runner.ipynb #3118047c
-_CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
-_HELP = dict(dataset=f"one of {', '.join(DATASETS)}; a list-file benchmark {', '.join(LIST_RECIPES)} (in DATA_ROOT/<name>); or list:<folder>", imb_factor='n_max / n_min (default: 10 for digits, 100 otherwise)',
-             profile='class-count profile: exp or step', n_max='images of the largest class (default: all the pool allows)',
-             val_per_class='validation images per class held out of training (>= 1)', select='LT subset: first (file order) or random',
-             arch=f"model: {', '.join(ARCHS)} (default: per dataset)", epochs='training epochs (default: the dataset recipe)',
-             lr='peak learning rate', bs='batch size', wd='weight decay (a method may set its own: wb, onestage)',
-             wd_mode='coupled (L2, as the references) or decoupled', schedule='cos (to 0) or one_cycle',
-             many='Many: more than this many training images', few='Few: fewer than this many',
-             size='crop size of a list-file dataset (default: the recipe\'s 224)',
-             channels_last='channels_last memory format', bf16='bfloat16 autocast', compile='torch.compile the model')
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ltr_nb', description="Run a suite of long-tailed recognition experiments (or some of them) and print the "
-                                "Many / Medium / Few / All table; re-running the same command resumes where it stopped.",
-                                epilog=f"shipped suites: {', '.join(suite_names())}; methods: {', '.join(METHODS)}. "
-                                       "Field options override every selected experiment.")
-    p.add_argument('suite', nargs='?', default='digits-lt', help='a shipped suite name or a .json file (default: digits-lt)')
-    p.add_argument('--only', default=None, help='comma-separated experiment names of the suite to run (default: all)')
-    p.add_argument('--seeds', default=None, help='comma-separated seeds for every experiment (default: the suite\'s)')
-    p.add_argument('--set', action='append', default=[], metavar='OPTION=VALUE', help='a method option, e.g. head_epochs=5 (repeatable)')
-    p.add_argument('--out', default=None, help='results folder (default: runs/<suite>)')
-    p.add_argument('--fresh', action='store_true', help='delete the results folder ltr_nb wrote there before, and start again')
-    p.add_argument('--dry_run', action='store_true', help='list what would run and roughly how long it takes; train nothing')
-    p.add_argument('--list', action='store_true', help='list the shipped suites and the methods, and exit')
-    p.add_argument('--verify', default=None, metavar='FOLDER', help='re-run the command recorded in results folder FOLDER into a temporary folder and compare row by row (exit 1 if a row differs); --only, --device and --data_root narrow it')
-    p.add_argument('--committed_weights', action='store_true', help='with --verify: start from the trained weights in the folder and re-compute only heads, adjustments and evaluation')
-    p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or mps (default: cuda if available)')
-    p.add_argument('--backend', default=None, help='process-group backend under torchrun / accelerate launch (default: nccl on GPUs, gloo on CPUs)')
-    p.add_argument('--data_root', default=None, help='data root (default: $LTR_NB_DATA)')
-    p.add_argument('--download', action='store_true', help='download through torchvision if missing (online only)')
-    g = p.add_argument_group('experiment fields (override the suite)')
-    for f in _CLI_FIELDS:
-        t = {'bool': None, 'int': int, 'float': float, 'str': str}[str(f.type).split('|')[0].strip()]
-        if t is None: g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_HELP[f.name])
-        else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None, help=_HELP[f.name])
-    return p
-
-def _typed(name, t):
-    def conv(v):
-        try: return t(v)
-        except ValueError: raise argparse.ArgumentTypeError(f"{name}={v!r} is not a valid {t.__name__}") from None
-    conv.__name__ = t.__name__
-    return conv
-
-def _value(v:str):
-    try: return json.loads(v)
-    except json.JSONDecodeError: return v
-
-def _args(a) -> dict:
-    over = {f.name: getattr(a, f.name) for f in _CLI_FIELDS}
-    if a.seeds is not None:
-        try: over['seeds'] = [int(x) for x in a.seeds.split(',') if x.strip()]
-        except ValueError: raise ValueError(f"seeds={a.seeds!r} must be comma-separated integers, e.g. 0,1,2") from None
-        if not over['seeds']: raise ValueError(f"seeds={a.seeds!r} names no seed; e.g. --seeds 0")
-    opts = {}
-    for kv in a.set:
-        if '=' not in kv: raise ValueError(f"set={kv!r} must be OPTION=VALUE, e.g. head_epochs=5")
-        k, v = kv.split('=', 1); opts[k.strip()] = _value(v)
-    only = [x.strip() for x in a.only.split(',') if x.strip()] if a.only is not None else None
-    if a.only is not None and not only: raise ValueError(f"only={a.only!r} names no experiment")
-    return dict(suite=a.suite, only=only, overrides=over, options=opts, out=a.out, fresh=a.fresh, dry_run=a.dry_run, device=a.device,
-                data_root=a.data_root, download=a.download, backend=a.backend)
-
-def _verify(p, a) -> int:
-    "`ltr_nb --verify FOLDER`: the verdict per row, exit 1 when one differs (see What repeats)."
-    from ltr_nb.verify import verify_folder, verify_report
-    only = [x.strip() for x in a.only.split(',') if x.strip()] if a.only else None
-    try: v = verify_folder(a.verify, only=only, device=a.device, data_root=a.data_root, weights=a.committed_weights)
-    except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)
-    print(verify_report(v))
-    if not v['ok']: p.exit(1, f"ltr_nb: error: {str(a.verify)!r} does not repeat (see the verdicts above)\n")
-    return 0
-
-class _Terminated(KeyboardInterrupt):
-    "SIGTERM, handled as Ctrl-C is: what is finished is kept, no half-written file stays."
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    "While the command runs, SIGTERM raises `_Terminated` (the main thread only; elsewhere nothing changes)."
-    if threading.current_thread() is not threading.main_thread(): yield; return
-    def stop(signum, frame): raise _Terminated()
-    old = signal.signal(signal.SIGTERM, stop)
-    try: yield
-    finally: signal.signal(signal.SIGTERM, old)
-
-def main(argv=None):
-    "The `ltr_nb` command: every input checked before training; ctrl-C keeps what is done; exit 1 when a run diverged."
-    p = _parser(); a = p.parse_args(argv)
-    if a.list:
-        for n in suite_names():
-            s = json.loads((SUITES_DIR/f'{n}.json').read_text()); print(f"{n}: {s.get('about', '')} ({len(s['experiments'])} experiments)")
-        for k, m in METHODS.items(): print(f"method {k}: {m.about} options {m.defaults}")
-        return 0
-    if a.verify is not None: return _verify(p, a)
-    cmd = shlex.join(['ltr_nb'] + list(sys.argv[1:] if argv is None else argv))
-    with _sigterm_as_interrupt():
-        try: r = run_suite(**_args(a), command=cmd); finish_distributed()
-        except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)        # on every process of a launched job
-        except KeyboardInterrupt as e:
-            why, code = ('terminated (SIGTERM)', 143) if isinstance(e, _Terminated) else ('interrupted', 130)
-            p.exit(code, f"\nltr_nb: {why}; finished runs and the last epoch's checkpoint are kept; run the same command to resume\n")
-    if r.get('diverged'): p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the table)\n")
-    return 0
-
-# %% ../nbs/09_runner.ipynb #7dec9150
+# %% ../nbs/09_runner.ipynb #51a178ad
 #| eval: false
-if __name__ == '__main__': sys.exit(main())      # `python -m ltr_nb.runner`, as `torchrun -m ltr_nb.runner` starts it
+if __name__ == '__main__':      # `python -m ltr_nb.runner`, as `torchrun -m ltr_nb.runner` starts it
+    from ltr_nb.cli import main
+    sys.exit(main())

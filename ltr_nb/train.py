@@ -33,7 +33,7 @@ from .distributed import distributed
 # %% auto #0
 __all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'save_atomic',
            'Checkpoint', 'load_checkpoint', 'BestValid', 'Autocast', 'release_memory', 'ReleaseMemory', 'default_model',
-           'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history', 'train_joint']
+           'LTRun', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history', 'train_joint']
 
 # %% ../nbs/06_train.ipynb #3b79332b
 @dataclass
@@ -204,8 +204,22 @@ def default_model(data:LTData|ListData, arch:str|None=None) -> nn.Module:
     return create_model(arch or DEFAULT_ARCH.get(data.name, 'resnet32'), data.n_cls,
                         in_ch=x.shape[1] if x.ndim == 4 else 1, in_features=int(np.prod(x.shape[1:])))
 
-def lt_learner(data:LTData|ListData, cfg:TrainConfig=None, model:nn.Module|None=None, path='.', cbs=None, quiet:bool=False, device=None) -> Learner:
-    "A fastai `Learner` for joint training of `data` (in memory, or streamed from list files) with `cfg` (loaders, SGD, weight decay, metrics, recorders)."
+class LTRun(Callback):
+    "What an ltr_nb learner was built from: its recipe `cfg`, its `data` and a method's `settings` (fastai shows it as `learn.lt_run`)."
+    order = 0
+    def __init__(self, cfg:TrainConfig, data, settings:dict|None=None): self.cfg, self.data, self.settings = cfg, data, dict(settings or {})
+
+def lt_learner(data:LTData|ListData,        # in memory, or streamed from list files
+               cfg:TrainConfig=None,         # the recipe (default `TrainConfig()`)
+               model:nn.Module|None=None,    # default: the dataset's model (`default_model`)
+               path='.',                     # where checkpoints go (`path/models`)
+               cbs=None,                     # more callbacks (a method's: a regulariser, MaxNorm, ...)
+               quiet:bool=False,             # no progress bar or logger
+               device=None,                  # default: fastai's (CUDA if available)
+               loss_func:nn.Module|None=None, # the training loss (default: cross-entropy)
+               settings:dict|None=None,      # a method's settings, kept in `learn.lt_run.settings`
+              ) -> Learner:
+    "A fastai `Learner` for joint training of `data` with `cfg`: loaders, SGD, weight decay, metrics, recorders and `loss_func`."
     if not isinstance(data, (LTData, ListData)):
         raise ValueError(f"data is a {type(data).__name__}; pass an LTData or a ListData (for your own loaders, see `ltr_nb.adapters`)")
     cfg = cfg or TrainConfig()
@@ -214,22 +228,21 @@ def lt_learner(data:LTData|ListData, cfg:TrainConfig=None, model:nn.Module|None=
     get_classifier(model)
     if isinstance(data, ListData): dls = data.dls(bs=cfg.bs, sampler=cfg.sampler, seed=cfg.seed, device=device)
     else: dls = lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
-    extra = [SetEpoch(), WeightNormRecorder(), ClassAccRecorder(), ReleaseMemory()] + ([ProgressiveSampling()] if dls.progressive else [])
-    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), lr=cfg.lr, wd=cfg.wd, wd_bn_bias=cfg.wd_bn_bias,
+    extra = [SetEpoch(), WeightNormRecorder(), ClassAccRecorder(), ReleaseMemory()] + ([ProgressiveSampling()] if cfg.sampler == 'pb' else [])
+    learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else nn.CrossEntropyLoss(), lr=cfg.lr, wd=cfg.wd, wd_bn_bias=cfg.wd_bn_bias,
                     opt_func=partial(SGD, mom=cfg.momentum, decouple_wd=cfg.wd_mode == 'decoupled'),
-                    metrics=lt_metrics(data.cls_counts, cfg.many, cfg.few), cbs=extra + list(cbs or []), path=path)
+                    metrics=lt_metrics(data.cls_counts, cfg.many, cfg.few), cbs=[LTRun(cfg, data, settings)] + extra + list(cbs or []), path=path)
     if quiet: learn.remove_cb(ProgressCallback); learn.logger = noop
     if cfg.channels_last:
         learn.model.to(memory_format=torch.channels_last)
         for dl in dls.loaders: dl.channels_last = True
     if cfg.bf16: learn.add_cb(Autocast())
     if cfg.compile: learn.model.compile()
-    learn.lt_cfg, learn.lt_data = cfg, data
     return learn
 
 def fit_lt(learn:Learner, cfg:TrainConfig|None=None, resume:bool=False, ckpt:str|None=None, cbs=None):
     "Fit with the configured schedule (cosine to 0, or one-cycle); `ckpt` saves every epoch, `resume` continues from it. Data-parallel under a multi-process launch (see Distributed training)."
-    cfg = cfg or learn.lt_cfg
+    cfg = cfg or learn.lt_run.cfg
     cbs = list(cbs or []) + ([Checkpoint(ckpt)] if ckpt else [])
     start = load_checkpoint(learn, ckpt or 'ckpt') if resume else 0
     if start >= cfg.epochs: return learn
@@ -257,8 +270,8 @@ def evaluate(learn:Learner, split:str='test') -> dict:
     check_split(split, ('valid', 'test'))
     dl = learn.dls[1 if split == 'valid' else 2]
     preds, targs = learn.get_preds(dl=dl)
-    cfg = learn.lt_cfg
-    return lt_report(preds, targs, learn.lt_data.cls_counts, cfg.many, cfg.few)
+    r = learn.lt_run
+    return lt_report(preds, targs, r.data.cls_counts, r.cfg.many, r.cfg.few)
 
 # %% ../nbs/06_train.ipynb #ec5487a3
 def plot_weight_norms(norms, cls_counts, ax=None, label:str|None=None, title:str|None=None):

@@ -67,7 +67,8 @@ def compare_runs(old:dict, new:dict, same_path:bool, k:float|None=None) -> dict:
 # %% ../nbs/09a_verify.ipynb #f042fd2e
 def verify_folder(folder, only:list|None=None, device:str|None=None, data_root=None, keep=None, weights:bool=False) -> dict:
     "Re-run the command that produced results folder `folder` into a temporary folder (or `keep`) and compare row by row; `dict(rows, same_path, ok)`. `weights`: start from the folder's trained weights (only heads, adjustments and evaluation are re-computed)."
-    from ltr_nb.runner import _parser, _args, run_suite       # (the runner's command line, read as the recorded command says)
+    from ltr_nb.cli import _parser, _args
+    from ltr_nb.runner import run_suite       # (the runner's command line, read as the recorded command says)
     folder = Path(folder)
     if not folder.is_dir() or read_manifest(folder) is None:
         raise ValueError(f"verify={str(folder)!r} is not a results folder ltr_nb wrote (no manifest.json with its format)")

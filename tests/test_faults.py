@@ -21,7 +21,7 @@ class _Done:
 
 def cli(args, capfd):
     "`ltr_nb args` in this process (no start-up cost): for inputs refused before any training."
-    from ltr_nb.runner import main
+    from ltr_nb.cli import main
     capfd.readouterr()
     try: code = main(list(args))
     except SystemExit as e: code = e.code

@@ -1,0 +1,50 @@
+"Importing ltr_nb changes nothing in fastai: every fastai class and function is the same object before and after."
+import subprocess, sys, textwrap
+
+SNAPSHOT = textwrap.dedent('''
+    import importlib, inspect, pkgutil, sys
+    import torch
+    try: import torchvision
+    except RuntimeError:      # a CPU torch with the CUDA torchvision wheel: the schemas ltr_nb's own guard defines (nbs/00_core)
+        for m in [m for m in sys.modules if m.startswith('torchvision')]: del sys.modules[m]
+        for n in ('nms', 'qnms'): torch.library.define(f'torchvision::{n}', '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
+        import torchvision
+    import fastai.vision.all, fastcore.all, fastai.learner, fastai.callback.all, fastai.data.all, fastai.metrics, fastai.optimizer
+    import fastai.distributed      # every fastai module ltr_nb imports, loaded first
+    def snap():
+        s = {}
+        for mn, m in list(sys.modules.items()):
+            if not mn.split('.')[0] in ('fastai', 'fastcore') or m is None: continue
+            for n, v in list(vars(m).items()):
+                s[(mn, n)] = id(v)
+                if inspect.isclass(v) and v.__module__ == mn:
+                    for a, x in list(vars(v).items()): s[(mn, n, a)] = id(x)
+        return s
+    keep = []                                          # hold the objects so no id is reused
+    before = snap(); keep.append({k: None for k in before})
+    import ltr_nb
+    mods = [m.name for m in pkgutil.iter_modules(ltr_nb.__path__) if not m.name.startswith('_')]
+    for m in mods: importlib.import_module(f'ltr_nb.{m}')
+    after = snap()
+    changed = sorted(str(k) for k, v in before.items() if after.get(k) != v)
+    added = sorted(str(k) for k in after if k not in before and len(k) == 3 and (k[0], k[1]) in before)
+    print(len(mods), 'modules')
+    assert not changed and not added, f"fastai changed by importing ltr_nb: changed {changed[:10]}, added {added[:10]}"
+''')
+
+def test_import_leaves_fastai_alone():
+    r = subprocess.run([sys.executable, '-c', SNAPSHOT], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert int(r.stdout.split()[0]) >= 15          # every module was imported
+
+def test_hooks_only_inside_the_context():
+    from fastai.distributed import DistributedTrainer, DistributedDL
+    from ltr_nb.distributed import fastai_hooks, _wrap_dl, _broadcast
+    orig = DistributedTrainer.__dict__['_wrap_dl'], DistributedDL.__dict__['_broadcast']
+    assert orig[0] is not _wrap_dl and orig[1] is not _broadcast
+    try:
+        with fastai_hooks():
+            assert DistributedTrainer._wrap_dl is _wrap_dl and DistributedDL._broadcast is _broadcast
+            raise KeyError('a fit that fails')
+    except KeyError: pass
+    assert (DistributedTrainer.__dict__['_wrap_dl'], DistributedDL.__dict__['_broadcast']) == orig
