@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--verify', default=None, metavar='FOLDER', help='re-run the command recorded in results folder FOLDER into a temporary folder and compare row by row (exit 1 if a row differs); --only, --device and --data_root narrow it')
     p.add_argument('--committed_weights', action='store_true', help='with --verify: start from the trained weights in the folder and re-compute only heads, adjustments and evaluation')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or mps (default: cuda if available)')
+    p.add_argument('--storage', default=None, metavar='URL', help='Optuna storage of the sweeps of training runs (default: sqlite:///<out>/sweeps.db); several processes, each with its own --out, share a sweep through one URL')
     p.add_argument('--backend', default=None, help='process-group backend under torchrun / accelerate launch (default: nccl on GPUs, gloo on CPUs)')
     p.add_argument('--data_root', default=None, help='data root (default: $LTR_NB_DATA)')
     p.add_argument('--download', action='store_true', help='download through torchvision if missing (online only)')
@@ -79,7 +80,7 @@ def _args(a) -> dict:
     only = [x.strip() for x in a.only.split(',') if x.strip()] if a.only is not None else None
     if a.only is not None and not only: raise ValueError(f"only={a.only!r} names no experiment")
     return dict(suite=a.suite, only=only, overrides=over, options=opts, out=a.out, fresh=a.fresh, dry_run=a.dry_run, device=a.device,
-                data_root=a.data_root, download=a.download, backend=a.backend)
+                data_root=a.data_root, download=a.download, backend=a.backend, storage=a.storage)
 
 def _verify(p, a) -> int:
     "`ltr_nb --verify FOLDER`: the verdict per row, exit 1 when one differs (see What repeats)."

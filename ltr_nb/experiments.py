@@ -15,8 +15,8 @@ from .train import recipe, TrainConfig
 from .methods import METHODS, type_ok, check_types
 
 # %% auto #0
-__all__ = ['SUITES_DIR', 'FIELDS', 'Experiment', 'is_list_dataset', 'check_experiment', 'data_spec', 'train_config',
-           'suite_names', 'load_suite']
+__all__ = ['SUITES_DIR', 'FIELDS', 'Experiment', 'is_list_dataset', 'check_experiment', 'train_grid', 'at_point', 'data_spec',
+           'train_config', 'suite_names', 'load_suite']
 
 # %% ../nbs/08d_experiments.ipynb #08a9d43c
 @dataclass
@@ -115,6 +115,15 @@ def check_experiment(e:Experiment) -> Experiment:
     except ValueError as err: raise ValueError(n + str(err).replace('this method', f'method {e.method!r}')) from None
     return replace(e, options=o)
 
+def train_grid(e:Experiment) -> dict:
+    "The training options of `e` given as lists (a sweep of training runs, chosen on validation); {} if none."
+    m = METHODS[e.method]
+    return m.train_grid({**m.defaults, **e.options})
+
+def at_point(e:Experiment, p:dict) -> Experiment:
+    "`e` with its options at grid point `p`."
+    return replace(e, options={**e.options, **p})
+
 def data_spec(e:Experiment) -> dict:
     "What decides `e`'s data: the dataset and its long-tailed recipe."
     d = dict(dataset=e.dataset, imb_factor=e.imb_factor, profile=e.profile, n_max=e.n_max, val_per_class=e.val_per_class, select=e.select)
@@ -122,7 +131,8 @@ def data_spec(e:Experiment) -> dict:
 
 def train_config(e:Experiment, seed:int) -> TrainConfig:
     "The training recipe of experiment `e` for `seed` (the dataset's recipe, the experiment's fields, the method's sampler and wd)."
-    t = METHODS[e.method].settings({**METHODS[e.method].defaults, **e.options})
+    m = METHODS[e.method]
+    t = m.settings(m.first({**m.defaults, **e.options}))      # a training grid: its first point (the runner sweeps the others)
     return recipe(e.dataset, epochs=e.epochs, lr=e.lr, bs=e.bs, wd=t.get('wd', e.wd), wd_mode=e.wd_mode, schedule=e.schedule, arch=e.arch,
                   many=e.many, few=e.few, channels_last=e.channels_last, bf16=e.bf16, compile=e.compile, sampler=t['sampler'], seed=seed)
 

@@ -17,7 +17,7 @@ __all__ = ['FORMAT', 'VERSION', 'OWNED', 'write_json', 'read_manifest', 'write_m
 
 # %% ../nbs/08b_folder.ipynb #1337d39d
 FORMAT, VERSION = 'ltr_nb-results', 1
-OWNED = ('manifest.json', 'results.json', 'table.md', 'results', 'runs')   # plus *.png and *.tmp at the top level
+OWNED = ('manifest.json', 'results.json', 'table.md', 'results', 'runs', 'sweeps.db')   # plus *.png and *.tmp at the top level
 
 def write_json(path, obj):
     "Write `obj` as strict JSON (non-finite numbers as null) atomically: a temporary file, then a rename."

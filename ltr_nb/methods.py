@@ -24,8 +24,8 @@ from .tuning import grid_search, check_grid
 # %% auto #0
 __all__ = ['TRAINERS', 'METHODS', 'type_ok', 'check_types', 'Options', 'JointOptions', 'HeadOptions', 'LAOptions', 'WBOptions',
            'OneStageOptions', 'OneStageLAOptions', 'RowContext', 'Method', 'register_trainer', 'joint_learner',
-           'register_method', 'LALossOptions', 'la_loss_learner', 'FocalLoss', 'FocalOptions', 'focal_learner',
-           'NormedLinear', 'ldam_margins', 'LDAMLoss', 'DRW', 'LDAMOptions', 'ldam_learner']
+           'register_method', 'WBCrtOptions', 'LALossOptions', 'la_loss_learner', 'FocalLoss', 'FocalOptions',
+           'focal_learner', 'NormedLinear', 'ldam_margins', 'LDAMLoss', 'DRW', 'LDAMOptions', 'ldam_learner']
 
 # %% ../nbs/08c_methods.ipynb #27bd4ee3
 _TYPES = {'str': (str,), 'int': (int,), 'float': (int, float), 'bool': (bool,), 'list': (list,), 'dict': (dict,), 'None': (type(None),)}
@@ -53,6 +53,7 @@ def _number(name, v, lo=0., integer=False):
 class Options:
     "Base of a method's options: `check()` raises a `ValueError` naming the option, the value and what is valid."
     tunable:ClassVar[tuple] = ()     # options that may be given as a list: a grid searched on validation
+    train_tunable:ClassVar[tuple] = ()   # those of them that change the training run (one run per grid point)
     numbers:ClassVar[dict] = {}      # option -> its lower bound (finite numbers)
     def check(self):
         grids = [f.name for f in fields(self) if f.name in self.tunable and isinstance(getattr(self, f.name), list)]
@@ -91,13 +92,16 @@ class WBOptions(Options):
     wd:float = 5e-3            # stage 1's weight decay
     wd2:float = 0.1            # stage 2's weight decay (a list: chosen on validation)
     r:float = 0.1              # stage 2's MaxNorm radius, relative to the stage-1 row norms (a list: chosen on validation)
-    tunable:ClassVar[tuple] = ('wd2', 'r')
+    tunable:ClassVar[tuple] = ('wd', 'wd2', 'r')
+    train_tunable:ClassVar[tuple] = ('wd',)
     numbers:ClassVar[dict] = dict(wd=0, wd2=0, r=0)
 
 @dataclass
 class OneStageOptions(Options):
     wd:float = 5e-3            # weight decay as a loss term (every parameter but the fixed ETF)
     fr:float = 0.01            # feature-regularisation strength
+    tunable:ClassVar[tuple] = ('wd', 'fr')
+    train_tunable:ClassVar[tuple] = ('wd', 'fr')
     numbers:ClassVar[dict] = dict(wd=0, fr=0)
 
 @dataclass
@@ -125,6 +129,12 @@ class Method:
     def defaults(self) -> dict: return asdict(self.options())
     @property
     def tunable(self) -> tuple: return self.options.tunable
+    def train_grid(self, o:dict) -> dict:
+        "The options of `o` given as lists that change the training run: one run per point, the best chosen on validation."
+        return {k: o[k] for k in self.options.train_tunable if isinstance(o.get(k), list)}
+    def first(self, o:dict) -> dict:
+        "`o` at the first point of its training grid (what the checks and a dry run's estimate see)."
+        return {**o, **{k: v[0] for k, v in self.train_grid(o).items()}}
     def check(self, options:dict) -> dict:
         "`options` with the defaults filled in, checked; a `ValueError` names an unknown option, a wrong type or a bad value."
         extra = set(options) - set(self.defaults)
@@ -190,29 +200,51 @@ _STAGE2 = ('wd2', 'r')
 
 def _stage2_fixed(o:dict) -> dict: return {k: o[k] for k in _STAGE2 if not isinstance(o[k], list)}
 
-def _tune_stage2(model, data, f, o:dict, ctx) -> dict|None:
+def _tune_stage2(model, data, f, o:dict, ctx, stage2:dict|None=None) -> dict|None:
     "Stage 2's options given as lists, searched on the validation split of features `f`; None if none is a list."
     grid = {k: o[k] for k in _STAGE2 if isinstance(o[k], list)}
     if not grid: return None
-    cfg = lambda p: WBConfig(seed=ctx.seed, wd=p['wd2'], r=p['r'])
+    cfg = lambda p: WBConfig(seed=ctx.seed, wd=p['wd2'], r=p['r'], **(stage2 or {}))
     score = lambda p: feats_report(wb_stage2(model, data, cfg({**_stage2_fixed(o), **p}), feats=f, device=ctx.device),
                                    f, 'valid', ctx.many, ctx.few)['mean_cls']
     return grid_search(grid, score, ctx.seed)
 
 # %% ../nbs/08c_methods.ipynb #fbc7ae7d
-def _wb_post(model, data, o, ctx):
-    "WB stage 2 on the stage-1 model: its options tuned on validation where given as lists."
-    f = cache_features(model, data, device=ctx.device)
-    no_test = f.__class__(**{**vars(f), 'test': f.test[:0], 'y_test': f.y_test[:0]})     # the sweep cannot read the test split
-    tuned = _tune_stage2(model, data, no_test, o, ctx)
-    p = {**_stage2_fixed(o), **(tuned['best'] if tuned else {})}
-    m2 = wb_stage2(model, data, WBConfig(seed=ctx.seed, wd=p['wd2'], r=p['r']), feats=f, device=ctx.device)
-    rep = lambda s: feats_report(m2, f, s, ctx.many, ctx.few)
-    return dict(test=rep('test'), valid=rep('valid'), model=m2, **({'tuned': tuned} if tuned else {}))
+def _wb_post_with(**stage2):
+    "WB stage 2 on the stage-1 model (`stage2`: more `WBConfig` fields), its options tuned on validation where given as lists."
+    def post(model, data, o, ctx):
+        f = cache_features(model, data, device=ctx.device)
+        no_test = f.__class__(**{**vars(f), 'test': f.test[:0], 'y_test': f.y_test[:0]})     # the sweep cannot read the test split
+        tuned = _tune_stage2(model, data, no_test, o, ctx, stage2)
+        p = {**_stage2_fixed(o), **(tuned['best'] if tuned else {})}
+        m2 = wb_stage2(model, data, WBConfig(seed=ctx.seed, wd=p['wd2'], r=p['r'], **stage2), feats=f, device=ctx.device)
+        rep = lambda s: feats_report(m2, f, s, ctx.many, ctx.few)
+        return dict(test=rep('test'), valid=rep('valid'), model=m2, **({'tuned': tuned} if tuned else {}))
+    return post
+
+_wb_post = _wb_post_with()
 
 _ = register_method('wb', Method('WB (CB + WD + MaxNorm)', WBOptions, settings=lambda o: dict(sampler='ib', wd=o['wd']), post=_wb_post,
                                  about='weight balancing: stage 1 with weight decay wd, stage 2 class-balanced loss + weight decay wd2 + MaxNorm '
                                        'with relative radius r (Alshammari et al.); wd2 and r given as lists are chosen on validation'))
+
+# %% ../nbs/08c_methods.ipynb #0b19e81f
+_ = register_method('wb_ref', Method('WB, the reference code\'s stage 2 (BCE on softmax, MaxNorm per epoch)', WBOptions,
+                                     settings=lambda o: dict(sampler='ib', wd=o['wd']), post=_wb_post_with(cb_kind='bce_softmax', per='epoch'),
+                                     about='weight balancing with the reference code\'s stage 2: class-balanced BCE on softmax probabilities, MaxNorm once per epoch'))
+
+@dataclass
+class WBCrtOptions(Options):
+    wd:float = 5e-3            # stage 1's weight decay (a list: one training run per value, chosen on validation)
+    head_epochs:int = 10       # cRT's epochs
+    tunable:ClassVar[tuple] = ('wd',)
+    train_tunable:ClassVar[tuple] = ('wd',)
+    numbers:ClassVar[dict] = dict(wd=0)
+    def check(self):
+        super().check(); _number('options.head_epochs', self.head_epochs, 1, integer=True); return self
+
+_ = register_method('wb_crt', Method('cRT on WB stage 1', WBCrtOptions, settings=lambda o: dict(sampler='ib', wd=o['wd']), post=_head_post('crt'),
+                                     about='cRT on the weight-balancing stage-1 model: a control for WB\'s stage 2 (the same frozen body, another head)'))
 
 # %% ../nbs/08c_methods.ipynb #63f3c7bc
 _os = lambda o: dict(sampler='ib', wd_loss=o['wd'], fr=o['fr'])
@@ -238,7 +270,7 @@ _ = register_method('la_loss', Method('LA loss (τ {tau:g})', LALossOptions, tra
 # %% ../nbs/08c_methods.ipynb #7f7a806d
 class FocalLoss(nn.Module):
     "Softmax focal loss $-(1 - p_y)^\\gamma \\log p_y$, averaged over the batch (Lin et al., 2017)."
-    def __init__(self, gamma:float=1.0):
+    def __init__(self, gamma:float=2.0):
         super().__init__()
         _number('gamma', gamma); self.gamma = gamma
     def forward(self, logits, y):
@@ -248,7 +280,7 @@ class FocalLoss(nn.Module):
 # %% ../nbs/08c_methods.ipynb #d541989d
 @dataclass
 class FocalOptions(Options):
-    gamma:float = 1.0          # focusing parameter γ (0: cross-entropy)
+    gamma:float = 2.0          # focusing parameter γ (0: cross-entropy)
     numbers:ClassVar[dict] = dict(gamma=0)
 
 @register_trainer('focal')
@@ -257,7 +289,7 @@ def focal_learner(data, cfg:TrainConfig, settings:dict, **kw):
     return lt_learner(data, cfg, loss_func=FocalLoss(settings['gamma']), settings=settings, **kw)
 
 _ = register_method('focal', Method('focal loss (γ {gamma:g})', FocalOptions, trainer='focal', settings=lambda o: dict(sampler='ib', gamma=o['gamma']),
-                                    about='joint training with the focal loss (Lin et al.; γ 1 as in Cao et al.\'s CIFAR-LT baselines)'))
+                                    about='joint training with the focal loss (Lin et al.; γ 2, their default)'))
 
 # %% ../nbs/08c_methods.ipynb #aa350d43
 class NormedLinear(nn.Linear):

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 from .listfile import ListData
 from .metrics import plot_per_class_acc
 from .train import plot_weight_norms
+from .tuning import plot_curve
+from .runs import fmt_point
 from .methods import METHODS
 from .experiments import Experiment, data_spec
 
@@ -24,8 +26,9 @@ def _row(reps:list[dict]) -> dict:
             for k in ('many', 'medium', 'few', 'all', 'mean_cls')}
 
 def _chosen(rs:list[dict]) -> str:
-    "', chosen on validation: wd2 0 / 0.01 / 0, r 0.1' — the tuned values of a row, per seed where they differ ('' if nothing was tuned)."
-    ts = [r['tuned']['best'] for r in rs if r.get('tuned')]
+    "', chosen on validation: wd 0.002, wd2 0 / 0.01 / 0, r 0.1' — the tuned values of a row (its training sweep's, then its post-processing's), per seed where they differ."
+    ts = [{**r.get('tuned_train', {}).get('best', {}), **r.get('tuned', {}).get('best', {})} for r in rs]
+    ts = [t for t in ts if t]
     if not ts: return ''
     vals = {k: list(dict.fromkeys(f"{t[k]:g}" for t in ts)) for k in ts[0]}
     return ', chosen on validation: ' + ', '.join(f"{k} {' / '.join(f'{t[k]:g}' for t in ts) if len(v) > 1 else v[0]}" for k, v in vals.items())
@@ -79,3 +82,13 @@ def write_plots(out:Path, exps, datas, results):
               out/f'per_class_acc{sfx}.png')
         wn = {lab(e): results[e.name][0]['wnorm'] for e in ok if results[e.name][0].get('wnorm')}
         if wn: _save(plot_weight_norms(wn, d.cls_counts, title='classifier weight norms (first seed)'), out/f'weight_norms{sfx}.png')
+    for e in exps: _sweep_plot(out, e, results[e.name])
+
+def _sweep_plot(out:Path, e, rs:list):
+    "The validation curve of a row's sweep of training runs (first seed), to `sweep_<name>.png`."
+    r = next((r for r in rs if r.get('tuned_train')), None)
+    if r is None: return
+    t = r['tuned_train']
+    ax = plot_curve(t['curve'], title=f"{e.name}, seed {r['seed']}: chosen {fmt_point(t['best'])}\nvalidation mean/class (%) at the last epoch")
+    ax.title.set_fontsize(9)
+    _save(ax, out/f'sweep_{e.name}.png')

@@ -19,125 +19,38 @@ from .listfile import ListData, list_dataset
 from .models import get_classifier
 from .train import fit_lt, evaluate, TrainedEpochCallback, TrainConfig, save_atomic
 from .methods import METHODS, TRAINERS, Method, RowContext, register_method
-from .experiments import Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS
+from .experiments import Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS, train_grid, at_point
+from .tuning import open_storage
+from .runs import (
+    spec_key, comparable, finite_report, fmt_point, result_key, train_spec, train_run, sweep_runs, build_learner)
 from .report import summarize, summary_table, write_plots, data_name
 
 # %% auto #0
-__all__ = ['Diverged', 'FiniteCheck', 'result_key', 'train_spec', 'train_run', 'run_experiment', 'epochs_done', 'check_device',
-           'check_out', 'plan', 'run_suite']
+__all__ = ['run_experiment', 'epochs_done', 'check_device', 'check_out', 'plan', 'run_suite']
 
 # %% ../nbs/09_runner.ipynb #d24c02f1
 def _splits(data, exp, seed, dev):
     "What a method's post-processing reads: an `LTData` as it is; a `ListData` as its streaming loaders (evaluation passes use no augmentation)."
     return data if isinstance(data, LTData) else data.dls(bs=train_config(exp, seed).bs, sampler='ib', seed=seed, device=dev)
 
-# %% ../nbs/09_runner.ipynb #d4958b52
-class Diverged(Exception):
-    "A run whose loss or weights became non-finite."
-
-class FiniteCheck(TrainedEpochCallback):
-    "Stop a fit as soon as the training loss is not finite, or the weights after an epoch: raise `Diverged` naming the run and epoch."
-    order = 5
-    def __init__(self, run:str='run'): self.run = run
-    def after_loss(self):
-        if not self.learn.training: return
-        bad = not torch.isfinite(self.learn.loss.detach()).all()
-        if rank_world()[1] > 1: bad = bool(all_sum(torch.tensor([int(bad)]))[0])     # every process stops together
-        if bad:
-            raise Diverged(f"{self.run} diverged at epoch {self.learn.epoch + 1}: training loss {float(self.learn.loss.detach()):.4g}")
-    def after_trained_epoch(self):
-        bad = [n for n, p in self.learn.model.named_parameters() if not torch.isfinite(p).all()]
-        if bad: raise Diverged(f"{self.run} diverged at epoch {self.learn.epoch + 1}: non-finite weights in {bad[:3]}")
-
-def _finite_report(r:dict) -> bool: return all(math.isfinite(r[k]) for k in ('all', 'mean_cls'))
-
-def _key(obj) -> str: return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-def _comparable(e:dict) -> dict:
-    "An experiment's fields (as a dict) that decide its results: all but seeds, label and the paper's numbers (unset ones left out, so a field added later compares equal)."
-    return {k: v for k, v in e.items() if k not in ('seeds', 'label', 'paper') and v is not None}
-
-def result_key(e:Experiment, seed:int) -> str:
-    "The key of one row's result for `seed`: every field that decides it and its training run. A stored result with another key is never reported."
-    return _key(dict(experiment=_comparable(asdict(e)), seed=seed, train=train_spec(e, seed)))
-
-def train_spec(e:Experiment, seed:int) -> dict:
-    "What a training run depends on: data, recipe, trainer and its settings. Experiments with equal specs share one run (one model)."
-    m = METHODS[e.method]; t = m.settings(e.options)
-    return dict(data=data_spec(e), trainer=m.trainer, config=asdict(train_config(e, seed)),
-                settings={k: v for k, v in t.items() if k not in ('sampler', 'wd')})   # those two are in the config
-
-# %% ../nbs/09_runner.ipynb #7f69a880
-class _Progress(TrainedEpochCallback):
-    "The run's progress bar (one tick per epoch, with the validation accuracy); `state['done']` counts epochs for the overall line."
-    order = 90
-    def __init__(self, bar, state, label): self.bar, self.state, self.label = bar, state, label
-    def before_fit(self): self.bar.update(0)
-    def after_trained_epoch(self):
-        e = self.learn.epoch + 1; acc = np.mean(self.learn.cls_acc_hist[-1]) if getattr(self.learn, 'cls_acc_hist', None) else float('nan')
-        self.bar.comment = f"{self.label}: valid mean/class {100 * acc:.1f} %"; self.bar.update(e); self.state['done'] += 1
-
-def _overall(state:dict, label:str) -> str:
-    "The overall progress line printed when a run starts: epochs done of all, elapsed, and the time left at the pace so far."
-    d, t, el = state['done'], state['total'], time.time() - state['t0']; new = d - state['done0']
-    left = f", about {(t - d) * el / new / 60:.1f} min left" if new else ''
-    return f"[{d}/{t} epochs of the job, {el / 60:.1f} min{left}] {label}"
-
-def _build(spec, data, path, dev, cbs=()):
-    "The learner of training run `spec`, built by its method's trainer."
-    return TRAINERS[spec['trainer']](data, TrainConfig(**spec['config']), spec['settings'], path=path, quiet=True, device=dev, cbs=list(cbs))
-
-def _plain(x): return json.loads(json.dumps(x, default=str))     # as read back from JSON (tuples as lists)
-
-def train_run(spec:dict, data:LTData, root:Path, dev, state=None, label:str='run') -> tuple:
-    "Train (or resume, or load) the run of `spec` under `root/runs/<key>`: `(model or None, record)`; a diverged run's record says so."
-    d = Path(root)/'runs'/_key(spec); rec_f = d/'record.json'
-    state = state if state is not None else dict(done=0, done0=0, total=spec['config']['epochs'], t0=time.time())
-    ck = d/'models'/'ckpt.pth'
-    done, resume = broadcast((rec_f.is_file(), ck.is_file()))      # rank 0's view decides for every process
-    main = is_main()
-    if done:
-        rec = read_json(rec_f, 'run record', keys=('status', 'config'))
-        if _plain(rec['config']) != _plain(spec['config']):
-            raise StateError(f"run record {str(rec_f)!r} was written for another configuration than its folder's key; delete {str(d)!r} to train it again")
-        if rec['status'] != 'done' or not main: return None, rec
-        learn = _build(spec, data, d, dev); learn.model.load_state_dict(load_state(d/'models'/'final.pth', 'final weights'))
-        return learn, rec
-    if main: d.mkdir(parents=True, exist_ok=True); write_json(d/'spec.json', spec)
-    epochs = spec['config']['epochs']
-    prog = [_Progress(progress_bar(range(epochs), leave=False), state, label)] if main else []
-    learn = _build(spec, data, d, dev, cbs=[FiniteCheck(label), *prog])
-    if main: print(_overall(state, f"{label}: " + ('resuming' if resume else 'training') + f" run {_key(spec)}"), flush=True)
-    t0 = time.time(); status, err = 'done', None
-    try: fit_lt(learn, resume=resume, ckpt='ckpt')
-    except Diverged as e: status, err = 'diverged', str(e)
-    rec = dict(status=status, error=err, config=spec['config'], settings=spec['settings'], trainer=spec['trainer'], data=data.info,
-               resumed=resume, seconds_this_process=round(time.time() - t0, 1), wnorm_hist=getattr(learn, 'wnorm_hist', []),
-               valid_cls_acc_hist=getattr(learn, 'cls_acc_hist', []), env=env_info(seed=spec['config']['seed'], processes=rank_world()[1]))
-    if not main: return None, rec                     # rank 0 writes; the weights are the same on every process
-    if status == 'done':
-        save_atomic(learn.model.state_dict(), d/'models'/'final.pth')
-    write_json(rec_f, rec)
-    ck.unlink(missing_ok=True)
-    return (learn if status == 'done' else None), rec
-
 # %% ../nbs/09_runner.ipynb #03ad4140
 def _data_for(e:Experiment, cache:dict, data_root=None, download=False) -> LTData|ListData:
-    k = _key(data_spec(e))
+    k = spec_key(data_spec(e))
     if k not in cache:
         if is_list_dataset(e.dataset): cache[k] = list_dataset(e.dataset, data_root, e.size)
         else: cache[k] = lt_dataset(e.dataset, e.imb_factor, e.profile, e.n_max, e.val_per_class, e.select, 0, data_root, download)
     return cache[k]
 
-def run_experiment(e:Experiment, seed:int, data:LTData, root:Path, dev, state=None) -> dict:
+def run_experiment(e:Experiment, seed:int, data:LTData, root:Path, dev, state=None, storage:str|None=None) -> dict:
     "One row's result for one seed, from `root/results/<name>/s<seed>.json` if there, else computed (training as needed) and written."
     f = Path(root)/'results'/e.name/f's{seed}.json'; key = result_key(e, seed)
     stored = _stored(f, key)
     if broadcast(stored is not None): return stored if is_main() else dict(status='done')
-    spec = train_spec(e, seed); label = f"{e.name} seed {seed}"
-    learn, rec = train_run(spec, data, root, dev, state, label)
+    spec, label, swept = train_spec(e, seed), f"{e.name} seed {seed}", None
+    if train_grid(e): spec, learn, rec, swept = sweep_runs(e, seed, data, root, dev, state, storage)
+    else: learn, rec = train_run(spec, data, root, dev, state, label)
     if not is_main(): return dict(status=rec['status'])   # heads, LA, WB stage 2 and the files: rank 0 alone
-    with one_process(): return _post(e, seed, data, root, dev, f, spec, learn, rec, label)
+    with one_process(): return _post(e, seed, data, root, dev, f, spec, learn, rec, label, swept)
 
 def _stored(f:Path, key:str) -> dict|None:
     "The result in file `f` if it exists and holds the result of `key`, else None (one of another configuration is recomputed, never reported)."
@@ -147,15 +60,15 @@ def _stored(f:Path, key:str) -> dict|None:
     print(f"{f.parent.name} seed {r['seed']}: its stored result does not carry this configuration's key (another configuration, or an older ltr_nb); computing it again", flush=True)
     return None
 
-def _post(e, seed, data, root, dev, f, spec, learn, rec, label):
-    res = dict(experiment=e.name, method=e.method, options=e.options, seed=seed, key=result_key(e, seed), train_key=_key(spec),
-               status=rec['status'], error=rec['error'])
+def _post(e, seed, data, root, dev, f, spec, learn, rec, label, swept=None):
+    res = dict(experiment=e.name, method=e.method, options=e.options, seed=seed, key=result_key(e, seed), train_key=spec_key(spec),
+               status=rec['status'], error=rec['error'], **({'tuned_train': swept} if swept else {}))
     if learn is not None:
         m = METHODS[e.method]
         if m.post is None: out = dict(test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'), model=learn.model)
         else: out = m.post(learn.model, _splits(data, e, seed, dev), e.options, RowContext(seed, dev, e.many, e.few))
         model = out.pop('model')
-        if not (_finite_report(out['test']) and _finite_report(out['valid'])) or not all(torch.isfinite(p).all() for p in model.parameters()):
+        if not (finite_report(out['test']) and finite_report(out['valid'])) or not all(torch.isfinite(p).all() for p in model.parameters()):
             res.update(status='diverged', error=f"{label}: {e.method} produced non-finite weights or predictions")
         else:
             fc = get_classifier(model)
@@ -165,7 +78,7 @@ def _post(e, seed, data, root, dev, f, spec, learn, rec, label):
 
 def epochs_done(spec:dict, root:Path) -> int:
     "Epochs of the run of `spec` already trained under `root` (finished, or up to its checkpoint)."
-    d = Path(root)/'runs'/_key(spec)
+    d = Path(root)/'runs'/spec_key(spec)
     if (d/'record.json').is_file(): return spec['config']['epochs']
     ck = d/'models'/'ckpt.pth'
     return int(load_state(ck)['epoch']) + 1 if ck.is_file() else 0
@@ -204,7 +117,8 @@ def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=Tru
         if man is None: raise ValueError(f"out={str(out)!r} is a non-empty folder that ltr_nb did not write; choose a new or empty folder (--fresh deletes only folders ltr_nb wrote)")
         if not fresh:
             old = {x['name']: x for x in man['experiments']}
-            diff = [e.name for e in exps if e.name in old and _comparable(_filled(old[e.name])) != _comparable(asdict(e))]
+            diff = [e.name for e in exps if e.name in old and (out/'results'/e.name).is_dir()      # a row with no result yet is free to change
+                    and comparable(_filled(old[e.name])) != comparable(asdict(e))]
             if diff: raise ValueError(f"out={str(out)!r} holds results of experiments {diff} with another configuration; pass --fresh to delete them, or choose another --out")
             how = 'resume'
         else: how = 'fresh'
@@ -217,6 +131,7 @@ def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=Tru
         except OSError as err: raise ValueError(f"out={str(out)!r} cannot be written ({err})") from None
     return how
 
+# %% ../nbs/09_runner.ipynb #9fa09311
 def _apply(exps, only=None, overrides=None, options=None):
     "The experiments named in `only` (all if None), with field `overrides` and method `options` applied, each checked again."
     if only:
@@ -234,9 +149,10 @@ def _apply(exps, only=None, overrides=None, options=None):
     return [check_experiment(replace(e, **overrides, options={**e.options, **{k: v for k, v in options.items() if k in METHODS[e.method].defaults}}))
             for e in exps]
 
+# %% ../nbs/09_runner.ipynb #574ed5c9
 def _sec_per_epoch(spec, data, dev, n:int=3) -> float:
     "Seconds per training epoch of `spec`'s run, from timing `n` batches after one warm-up batch (a rough estimate)."
-    learn = _build(spec, data, '.', dev); m, dl = learn.model.train(), learn.dls.train
+    learn = build_learner(spec, data, '.', dev); m, dl = learn.model.train(), learn.dls.train
     learn.create_opt(); it = iter(dl); ts = []
     for i in range(n + 1):
         try: xb, yb = next(it)
@@ -246,14 +162,23 @@ def _sec_per_epoch(spec, data, dev, n:int=3) -> float:
         if i: ts.append(time.perf_counter() - t0)
     return float(np.median(ts)) * len(dl) * 1.15 if ts else 0.0   # + about 15 % for evaluation and recorders
 
+def _points(e:Experiment) -> list[tuple]:
+    "`(experiment at a grid point, its row label)` for every point of `e`'s training grid; `[(e, name)]` without one."
+    g = train_grid(e)
+    if not g: return [(e, e.name)]
+    pts = [{}]
+    for k, vs in g.items(): pts = [{**p, k: v} for p in pts for v in vs]
+    return [(at_point(e, p), f"{e.name} ({fmt_point(p)})") for p in pts]
+
 def plan(exps, root, datas) -> list[dict]:
-    "The distinct training runs of `exps` (experiments with equal specs share one) and how far each is under `root`."
+    "The distinct training runs of `exps` (experiments with equal specs share one; a sweep has one per grid point) and how far each is under `root`."
     runs = {}
-    for e in exps:
-        for s in e.seeds:
-            spec = train_spec(e, s); k = _key(spec)
-            r = runs.setdefault(k, dict(key=k, spec=spec, data=datas[e.name], experiments=[], seed=s))
-            r['experiments'].append(e.name)
+    for e0 in exps:
+        for e, lab in _points(e0):
+            for s in e.seeds:
+                spec = train_spec(e, s); k = spec_key(spec)
+                r = runs.setdefault(k, dict(key=k, spec=spec, data=datas[e.name], experiments=[], seed=s))
+                r['experiments'].append(lab)
     for r in runs.values(): r['done'] = epochs_done(r['spec'], root) if Path(root).is_dir() else 0
     return list(runs.values())
 
@@ -267,12 +192,39 @@ def _on_main(f, *args, **kwargs):
     if r[0] == 'error': raise ValueError(r[1])
     return r[1]
 
+# %% ../nbs/09_runner.ipynb #49d39d66
+def _check_sweeps(exps, storage):
+    "Refuse what a sweep of training runs cannot do, before training: several launched processes; a storage that cannot be opened."
+    sweeps = [e.name for e in exps if train_grid(e)]
+    if storage is not None and not sweeps: raise ValueError(f"storage={storage!r} applies to sweeps of training runs (a training option given as a list); none of the selected experiments has one")
+    if sweeps and launched(): raise ValueError(f"experiments {sweeps} sweep training runs, which a torchrun job cannot share; run them in separate processes with --storage")
+    if sweeps and storage is not None: open_storage(storage)
+
+def _dry_run(s, exps, runs, dev, total, done, out, how) -> dict:
+    "Print the training runs (a sweep's one per grid point), what is done and a rough time; train nothing."
+    est = {}
+    for r in runs:
+        c = r['spec']['config']; k = spec_key([r['spec']['data'], r['spec']['trainer'], c['arch'], c['bs'], c['sampler']])
+        if k not in est: est[k] = _sec_per_epoch(r['spec'], r['data'], dev)
+        r['est_s'] = est[k] * (c['epochs'] - r['done'])
+    n_sw = sum(len(_points(e)) * len(e.seeds) for e in exps if train_grid(e))
+    lines = [f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s) on {dev}" + (f" ({n_sw} of them in sweeps)" if n_sw else '')
+             + f", {total - done} of {total} epochs to train; out={str(out)} ({how})"]
+    for r in runs:
+        c = r['spec']['config']
+        how_ = ', '.join(f"{k} {v:g}" for k, v in r['spec']['settings'].items()) if r['spec']['settings'] else f"wd {c['wd']:g}"
+        lines.append(f"  run {r['key']} seed {r['seed']}: {r['spec']['trainer']} {r['data'].name} sampler {c['sampler']} {how_}, "
+                     f"{r['done']}/{c['epochs']} epochs done, ~{r['est_s'] / 60:.1f} min; rows: {', '.join(r['experiments'])}")
+    lines.append(f"about {sum(r['est_s'] for r in runs) / 60:.1f} min of training in all (heads, LA and WB stage 2 add a little)")
+    print('\n'.join(lines)); return dict(plan=runs, text='\n'.join(lines))
+
+# %% ../nbs/09_runner.ipynb #f636033f
 def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=None, fresh:bool=False, dry_run:bool=False,
               device:str|None=None, data_root=None, download:bool=False, command:str|None=None, plots:bool=True,
-              backend:str|None=None) -> dict:
+              backend:str|None=None, storage:str|None=None) -> dict:
     "Run (or resume) a suite: every check first, then training, then the table; returns `dict(summary, table, out, diverged)`. Data-parallel under torchrun / accelerate launch."
     s = load_suite(suite); exps = _apply(s['experiments'], only, overrides, options)
-    dev = check_device(device)
+    dev = check_device(device); _check_sweeps(exps, storage)
     if backend is not None and not launched(): raise ValueError(f"backend={backend!r} applies to a job started with several processes (torchrun, accelerate launch)")
     init_distributed(backend, dev); dev = local_device(dev); main = is_main()
     out = Path(out or f"runs/{s['name']}")
@@ -282,23 +234,10 @@ def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=No
     runs = plan(exps, out if how == 'resume' else out/'.none', datas)
     total = sum(r['spec']['config']['epochs'] for r in runs); done = sum(r['done'] for r in runs)
     if dry_run and not main: return dict(plan=runs, text='')
-    if dry_run:
-        est = {}
-        for r in runs:
-            c = r['spec']['config']; k = _key([r['spec']['data'], r['spec']['trainer'], c['arch'], c['bs'], c['sampler']])
-            if k not in est: est[k] = _sec_per_epoch(r['spec'], r['data'], dev)
-            r['est_s'] = est[k] * (c['epochs'] - r['done'])
-        lines = [f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s) on {dev}, {total - done} of {total} epochs to train; out={str(out)} ({how})"]
-        for r in runs:
-            c = r['spec']['config']
-            how_ = ', '.join(f"{k} {v:g}" for k, v in r['spec']['settings'].items()) if r['spec']['settings'] else f"wd {c['wd']:g}"
-            lines.append(f"  run {r['key']} seed {r['seed']}: {r['spec']['trainer']} {r['data'].name} sampler {c['sampler']} {how_}, "
-                         f"{r['done']}/{c['epochs']} epochs done, ~{r['est_s'] / 60:.1f} min; rows: {', '.join(r['experiments'])}")
-        lines.append(f"about {sum(r['est_s'] for r in runs) / 60:.1f} min of training in all (heads, LA and WB stage 2 add a little)")
-        print('\n'.join(lines)); return dict(plan=runs, text='\n'.join(lines))
+    if dry_run: return _dry_run(s, exps, runs, dev, total, done, out, how)
     lock = FolderLock(out)
     _on_main(_claim, lock, out, exps, fresh, s)          # the lock, then --fresh and the manifest; an error reaches every process
-    try: return _run_job(s, exps, runs, datas, out, dev, total, done, command, plots)
+    try: return _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storage)
     finally: lock.__exit__()
 
 def _claim(lock, out, exps, fresh, s):
@@ -309,7 +248,7 @@ def _claim(lock, out, exps, fresh, s):
         write_manifest(out, s['name'], s['about'], [asdict(e) for e in exps])
     except BaseException: lock.__exit__(); raise
 
-def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots) -> dict:
+def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storage=None) -> dict:
     "Train and post-process every row of `exps` into `out` (its lock held), then write the table, the record and the plots."
     world, main = rank_world()[1], is_main()
     if main:
@@ -317,7 +256,7 @@ def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots) -> dic
               + (f" and {world - 1} more process(es)" if world > 1 else '')
               + (f"; resuming with {done} epochs done" if done else '') + f"; writing to {out}", flush=True)
     t0 = time.time(); state = dict(done=done, done0=done, total=total, t0=t0)
-    results = {e.name: [run_experiment(e, seed, datas[e.name], out, dev, state) for seed in e.seeds] for e in exps}
+    results = {e.name: [run_experiment(e, seed, datas[e.name], out, dev, state, storage) for seed in e.seeds] for e in exps}
     if world > 1:     # every process ends with rank 0's verdict (and waits for its heads and files)
         bad = broadcast([e.name for e in exps if any(r['status'] != 'done' for r in results[e.name])] if main else None)
         if not main: return dict(summary=None, table=None, out=out, diverged=bad)

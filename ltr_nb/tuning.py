@@ -4,13 +4,13 @@
 
 # %% ../nbs/06d_tuning.ipynb #e1c23e53
 from __future__ import annotations
-import math
+import contextlib, json, math, time, warnings
 from typing import Callable
 import numpy as np
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['check_grid', 'grid_search', 'plot_curve']
+__all__ = ['check_grid', 'grid_search', 'plot_curve', 'open_storage', 'grid_sweep']
 
 # %% ../nbs/06d_tuning.ipynb #256f14e8
 def check_grid(name:str, values) -> list:
@@ -64,3 +64,103 @@ def plot_curve(curve:list, ax=None, title:str|None=None):
         ax.set_yticks(range(len(va)), [f'{v:g}' for v in va]); ax.set_xticks(range(len(vb)), [f'{v:g}' for v in vb]); ax.set_ylabel(a); ax.set_xlabel(b)
     ax.set_title(title or 'validation mean per-class accuracy (%)')
     return ax
+
+# %% ../nbs/06d_tuning.ipynb #e3e23d40
+@contextlib.contextmanager
+def _quiet():
+    "Optuna's experimental-feature warnings (heartbeats) silenced."
+    import optuna
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+        yield
+
+def open_storage(url:str, heartbeat_s:int=20, grace_s:int=60):
+    "An Optuna database storage at `url` (e.g. 'sqlite:///runs/sweeps.db'), with heartbeats; a `ValueError` naming the URL if it cannot be opened."
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not isinstance(url, str) or '://' not in url:
+        raise ValueError(f"storage={url!r} is not a database URL; give e.g. 'sqlite:///path/to/sweeps.db' or a server's URL (postgresql://...)")
+    for attempt in range(5):
+        try:
+            with _quiet():
+                return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+                                                  heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+        except Exception as e:
+            if 'already exists' in str(e) and attempt < 4: time.sleep(0.5); continue    # another process made the tables meanwhile
+            err = e
+    raise ValueError(f"storage={url!r} cannot be opened ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                     "give a writable SQLite path or a reachable database server")
+
+# %% ../nbs/06d_tuning.ipynb #d1a43bfb
+def _open_study(grid:dict, storage, name:str, config:dict, seed:int):
+    "The study `name` in `storage` (made if new); a `ValueError` if it holds another configuration's trials."
+    import optuna
+    study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction='maximize',
+                                sampler=optuna.samplers.GridSampler(grid, seed=seed))
+    want = json.dumps(dict(config=config, grid=grid), sort_keys=True, default=str)
+    have = study.user_attrs.get('config')
+    if have is None: study.set_user_attr('config', want)
+    elif have != want: raise ValueError(f"sweep {name!r} in the storage holds trials of another configuration; use another --storage or delete that study")
+    return study
+
+def _grid_ids(study, states) -> dict:
+    "grid id -> the lowest-numbered trial in one of `states`."
+    out = {}
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        g = t.system_attrs.get('grid_id')
+        if g is not None and t.state in states: out.setdefault(g, t)
+    return out
+
+# %% ../nbs/06d_tuning.ipynb #29c3478f
+def _sweep_objective(study, objective, keys):
+    "The Optuna objective: prune a trial whose grid point an earlier trial holds; else `objective(params)`, its extra values as user attributes."
+    import optuna
+    from optuna.trial import TrialState
+    def f(trial):
+        p = {k: trial.suggest_categorical(k, vs) for k, vs in keys.items()}
+        g = trial.system_attrs.get('grid_id') if hasattr(trial, 'system_attrs') else study._storage.get_trial_system_attrs(trial._trial_id).get('grid_id')
+        held = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE)).get(g)
+        if held is not None and held.number < trial.number: raise optuna.TrialPruned(f"grid point {p} is held by trial {held.number}")
+        r = dict(objective(p))
+        for k, v in r.items():
+            if k != 'value': trial.set_user_attr(k, v)
+        v = float(r['value'])
+        return v if math.isfinite(v) else float('-inf')       # a diverged point is recorded, never chosen
+    return f
+
+# %% ../nbs/06d_tuning.ipynb #af397aa1
+def grid_sweep(grid:dict,                 # option -> values (the papers' grid)
+               objective:Callable,        # params -> dict(value=validation score, **what to keep, e.g. the run's key)
+               storage,                   # an Optuna storage (`open_storage`) shared by every process of the sweep
+               name:str,                  # the study's name: what the sweep belongs to
+               config:dict|None=None,     # what must match for stored trials to be reused
+               seed:int=0,
+               poll_s:float=5.,           # how often a waiting process looks at the others' trials
+              ) -> dict:
+    "Every point of `grid` evaluated once, across every process sharing `storage`; `dict(best, best_value, curve, attrs)`, ties to the first point."
+    import optuna
+    from optuna.trial import TrialState
+    grid = {k: check_grid(k, v) for k, v in grid.items()}
+    study = _open_study(grid, storage, name, config or {}, seed)
+    n, f = len(_points(grid)), _sweep_objective(study, objective, grid)
+    while len(_grid_ids(study, (TrialState.COMPLETE,))) < n:
+        started = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE))
+        waiting = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
+        if len(started) < n or waiting: study.optimize(f, n_trials=1)    # a free point (or a killed process's, re-queued)
+        else:                                                        # the others' points are running
+            time.sleep(poll_s)
+            with _quiet(): optuna.storages.fail_stale_trials(study)
+    done = _grid_ids(study, (TrialState.COMPLETE,))
+    return _choose(grid, {tuple(t.params[k] for k in grid): t for t in done.values()})
+
+# %% ../nbs/06d_tuning.ipynb #2970c5ee
+def _choose(grid:dict, trials:dict) -> dict:
+    "The best point of `grid` from its finished trials (params tuple -> trial); ties to the first point in grid order."
+    curve = []
+    for p in _points(grid):
+        v = trials[tuple(p.values())].value
+        curve.append(dict(params=p, value=v if math.isfinite(v) else None))
+    ok = [c for c in curve if c['value'] is not None]
+    if not ok: raise ValueError(f"every point of the grid {grid} gave a non-finite validation score")
+    best = max(ok, key=lambda c: c['value'])
+    return dict(best=best['params'], best_value=best['value'], curve=curve, attrs=dict(trials[tuple(best['params'].values())].user_attrs))
