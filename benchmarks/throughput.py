@@ -49,28 +49,35 @@ class _StopAfter(Callback):
     def before_fit(self): self.t_fit = time.perf_counter()
     def after_step(self):
         self.i += 1
+        if self.i in (self.warmup, self.warmup + self.n): _sync(self.learn.dls.device)     # GPU work is asynchronous
         if self.i == self.warmup: self.t0 = time.perf_counter(); self.learn.warmup_s = self.t0 - self.t_fit
         if self.i == self.warmup + self.n: self.learn.elapsed = time.perf_counter() - self.t0; raise CancelFitException
 
 
-def run_ltr_nb(data, arch, bs, steps, warmup, channels_last, bf16=False, compile=False):
+def _sync(dev):
+    "Wait for the device's queued work (CUDA) before reading a timer."
+    if torch.device(dev or 'cpu').type == 'cuda': torch.cuda.synchronize()
+
+
+def run_ltr_nb(data, arch, bs, steps, warmup, channels_last, bf16=False, compile=False, dev='cpu'):
     "(images/s, seconds of the first `warmup` steps) of (a); torch.compile compiles in those steps."
     cfg = TrainConfig(epochs=1000, lr=0.01, bs=bs, wd=5e-4, arch=arch, sampler='ib', seed=0, channels_last=channels_last, bf16=bf16, compile=compile)
-    learn = lt_learner(data, cfg, quiet=True, cbs=[_StopAfter(warmup, steps)])
+    learn = lt_learner(data, cfg, quiet=True, cbs=[_StopAfter(warmup, steps)], device=dev)
     learn.fit(cfg.epochs, cfg.lr)
     return steps * bs / learn.elapsed, learn.warmup_s
 
 
-def run_data_path(data, bs, steps, warmup):
+def run_data_path(data, bs, steps, warmup, dev='cpu'):
     "Milliseconds per batch of (a)'s data path alone: sample indices, gather, crop + flip + normalise."
-    it = iter(lt_dls(data, bs=bs, sampler='ib', seed=0).train)
+    it = iter(lt_dls(data, bs=bs, sampler='ib', seed=0, device=dev).train)
     for _ in range(warmup): next(it)
-    t0 = time.perf_counter()
+    _sync(dev); t0 = time.perf_counter()
     for _ in range(steps): next(it)
+    _sync(dev)
     return (time.perf_counter() - t0) / steps * 1000
 
 
-def run_reference(data, arch, bs, steps, warmup, workers, channels_last):
+def run_reference(data, arch, bs, steps, warmup, workers, channels_last, dev='cpu'):
     import torchvision.transforms as T
     from PIL import Image
     mean, std = channel_stats(data.x_train)
@@ -83,28 +90,30 @@ def run_reference(data, arch, bs, steps, warmup, workers, channels_last):
     dl = torch.utils.data.DataLoader(DS(), batch_size=bs, shuffle=True, num_workers=workers, drop_last=True,
                                      persistent_workers=workers > 0)
     seed_everything(0)
-    model = create_model(arch, data.n_cls)
+    model = create_model(arch, data.n_cls).to(dev)
     if channels_last: model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train(); i = 0; t0 = None
     while True:
         for xb, yb in dl:
+            xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             loss = nn.functional.cross_entropy(model(xb), yb); opt.zero_grad(); loss.backward(); opt.step(); i += 1
-            if i == warmup: t0 = time.perf_counter()
-            if i == warmup + steps: return steps * bs / (time.perf_counter() - t0)
+            if i == warmup: _sync(dev); t0 = time.perf_counter()
+            if i == warmup + steps: _sync(dev); return steps * bs / (time.perf_counter() - t0)
 
 
-def run_bare(data, arch, bs, steps, warmup, channels_last):
+def run_bare(data, arch, bs, steps, warmup, channels_last, dev='cpu'):
     seed_everything(0)
-    model = create_model(arch, data.n_cls)
+    model = create_model(arch, data.n_cls).to(dev)
     if channels_last: model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    xs = [(data.x_train[i * bs:(i + 1) * bs].float() / 255 - 0.5) / 0.25 for i in range(4)]
-    ys = [data.y_train[i * bs:(i + 1) * bs] for i in range(4)]
+    xs = [((data.x_train[i * bs:(i + 1) * bs].float() / 255 - 0.5) / 0.25).to(dev) for i in range(4)]
+    ys = [data.y_train[i * bs:(i + 1) * bs].to(dev) for i in range(4)]
     model.train()
     for i in range(warmup + steps):
-        if i == warmup: t0 = time.perf_counter()
+        if i == warmup: _sync(dev); t0 = time.perf_counter()
         loss = nn.functional.cross_entropy(model(xs[i % 4]), ys[i % 4]); opt.zero_grad(); loss.backward(); opt.step()
+    _sync(dev)
     return steps * bs / (time.perf_counter() - t0)
 
 
@@ -121,21 +130,24 @@ def main(argv=None):
     p.add_argument('--variants', default='resnet32', help="archs for which (a) is also timed with channels_last, bf16 autocast and torch.compile ('' for none)")
     p.add_argument('--no_compile', action='store_true', help='leave torch.compile out of the variants')
     p.add_argument('--smoke', action='store_true', help='2 steps, 1 repeat, resnet32 only, no torch.compile: check that it runs')
+    p.add_argument('--device', default=None, help='cpu, cuda or cuda:N: where all three paths train (default: cuda if available)')
     p.add_argument('--out', default=str(ROOT / 'results' / 'benchmark'))
     a = p.parse_args(argv)
     if a.smoke: a.archs, a.steps, a.warmup, a.repeats, a.bs, a.variants, a.workers, a.no_compile = 'resnet32', 'resnet32=2', 1, 1, 32, 'resnet32', 0, True
     # a fresh inductor cache: the first compiled repeat pays the full (cold) compilation, as a new machine would
     os.environ['TORCHINDUCTOR_CACHE_DIR'] = tempfile.mkdtemp(prefix='ltr_nb_inductor_')
     steps = dict(kv.split('=') for kv in a.steps.split(','))
+    dev = a.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    if torch.device(dev).type == 'cuda' and not torch.cuda.is_available(): p.error(f"device={dev!r}: CUDA is not available on this machine")
     data, what = cifar_lt_data(random=a.smoke or a.random_data)
     rows = []
     for arch in a.archs.split(','):
         n = int(steps.get(arch, 10)); res = {'a': [], 'b': [], 'c': []}
-        data_ms = run_data_path(data, a.bs, max(n, 20), a.warmup)
+        data_ms = run_data_path(data, a.bs, max(n, 20), a.warmup, dev)
         for r in range(a.repeats):  # interleaved
-            res['a'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, a.channels_last)[0])
-            res['b'].append(run_reference(data, arch, a.bs, n, a.warmup, a.workers, a.channels_last))
-            res['c'].append(run_bare(data, arch, a.bs, n, a.warmup, a.channels_last))
+            res['a'].append(run_ltr_nb(data, arch, a.bs, n, a.warmup, a.channels_last, dev=dev)[0])
+            res['b'].append(run_reference(data, arch, a.bs, n, a.warmup, a.workers, a.channels_last, dev))
+            res['c'].append(run_bare(data, arch, a.bs, n, a.warmup, a.channels_last, dev))
             print(f"{arch} repeat {r + 1}/{a.repeats}: " + ', '.join(f"{k} {v[-1]:.0f} img/s" for k, v in res.items()), flush=True)
         med = {k: statistics.median(v) for k, v in res.items()}
         # ratios per repeat (same-run pairs), then the median
@@ -148,7 +160,7 @@ def main(argv=None):
         for r in range(a.repeats):  # interleaved
             for k in names:  # bf16: fewer steps, slow on CPUs without bf16 units
                 ips, w = run_ltr_nb(data, arch, a.bs, max(2, n // 5) if k == 'bf16' else n, a.warmup, k in ('channels_last', 'compile_cl'),
-                                    bf16=k == 'bf16', compile=k.startswith('compile'))
+                                    bf16=k == 'bf16', compile=k.startswith('compile'), dev=dev)
                 res[k].append(ips); wup[k].append(w)
             print(f"{arch} variants repeat {r + 1}/{a.repeats}: " + ', '.join(f"{k} {v[-1]:.0f} img/s" for k, v in res.items()), flush=True)
         row = dict(arch=arch, **{k: statistics.median(v) for k, v in res.items()},
@@ -161,10 +173,11 @@ def main(argv=None):
             row['compile_break_even_steps'] = row['compile_overhead_s'] / saved if saved > 0 else float('inf')
         var_rows.append(row)
     env = env_info(command='benchmarks/throughput.py ' + ' '.join(argv if argv is not None else sys.argv[1:]), data=what,
-                   repeats=a.repeats, warmup=a.warmup, workers=a.workers, channels_last=a.channels_last, seed=0)
-    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+                   repeats=a.repeats, warmup=a.warmup, workers=a.workers, channels_last=a.channels_last, seed=0, device_used=dev)
+    where = torch.cuda.get_device_name(torch.device(dev)) if torch.device(dev).type == 'cuda' else f"CPU ({env['fp']['cpu_model']})"
+    dev = torch.device(dev).type
     lines = [f"Training throughput, images/s (median of {a.repeats} interleaved repeats), {what}, batch {a.bs}, "
-             f"{env['device']}, {env['cpus']} CPUs, {env['torch_threads']} torch threads, torch {env['torch']}, {env['date']}", '',
+             f"{where}, {env['cpus']} CPUs, {env['torch_threads']} torch threads, torch {env['torch']}, {env['date']}", '',
              '| model | timed steps | (a) ltr_nb + fastai | (b) reference pipeline | (c) bare model | a/b | a/c | (a) step, of it data path (ms) |',
              '|---|---:|---:|---:|---:|---:|---:|---:|']
     lines += [f"| {r['arch']} | {r['steps']} | {r['a_ltr_nb']:.0f} | {r['b_reference']:.0f} | {r['c_bare']:.0f} | {r['a_over_b']:.2f} | {r['a_over_c']:.2f} "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os, sys, datetime
 from contextlib import contextmanager, nullcontext
 import torch
+import torch.nn as nn
 import torch.distributed as dist
 
 from fastai.callback.core import Callback
@@ -17,7 +18,8 @@ from fastai.distributed import DistributedTrainer, DistributedDL
 
 # %% auto #0
 __all__ = ['launched', 'available_backends', 'init_distributed', 'local_device', 'check_same', 'finish_distributed',
-           'exit_together', 'broadcast', 'one_process', 'fastai_hooks', 'ShareWeight', 'distributed']
+           'exit_together', 'broadcast', 'one_process', 'fastai_hooks', 'ShareWeight', 'restore_batchnorm',
+           'distributed']
 
 # %% ../nbs/06c_distributed.ipynb #03c02a57
 def launched() -> bool:
@@ -53,8 +55,9 @@ def init_distributed(backend:str|None=None,   # 'nccl' (GPUs), 'gloo' (CPUs), ..
     return rank_world()
 
 def local_device(device:str) -> str:
-    "This process's device: `cuda` becomes `cuda:<LOCAL_RANK>` under a launcher."
-    return f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if launched() and device == 'cuda' else device
+    "This process's device: under a launcher, `cuda` or `cuda:N` becomes `cuda:<LOCAL_RANK>` (each process its own GPU)."
+    if launched() and str(device).split(':')[0] == 'cuda': return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    return device
 
 # %% ../nbs/06c_distributed.ipynb #44010153
 def check_same(value, what:str):
@@ -144,6 +147,20 @@ class ShareWeight(Callback):
         s, e, lo, hi = self._plan[self.iter]
         if (hi - lo) * w != e - s: self.learn.loss_grad = self.learn.loss_grad * ((hi - lo) * w / (e - s))   # only uneven pieces
 
+def _bn_types(model) -> dict:
+    "name -> class of every BatchNorm module of `model` (what SyncBatchNorm replaces)."
+    return {n: type(m) for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)}
+
+def restore_batchnorm(model, types:dict):
+    "Put back the BatchNorm classes `types` (from `_bn_types`) where a multi-process fit left `SyncBatchNorm`, keeping their state."
+    for name, m in list(model.named_modules()):
+        if not isinstance(m, nn.SyncBatchNorm) or name not in types: continue
+        bn = types[name](m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats).to(next(iter(m.state_dict().values())).device)
+        bn.load_state_dict(m.state_dict()); bn.train(m.training)
+        parent, _, child = name.rpartition('.')
+        setattr(model.get_submodule(parent) if parent else model, child, bn)
+    return model
+
 def _on_gpu(learn) -> bool:
     p = next(iter(learn.model.parameters()), None)
     return (p is not None and p.is_cuda) or torch.device(getattr(learn.dls, 'device', None) or 'cpu').type == 'cuda'
@@ -160,7 +177,10 @@ def distributed(learn, what:str='training'):
     rank_dl(learn.dls.train, r, w)                         # refuses a batch or epoch that does not split, before the fit
     had_progress, sw = hasattr(learn, 'progress'), ShareWeight()
     learn.add_cb(sw)
+    bn = _bn_types(learn.model)
     try:
         with fastai_hooks(), learn.distrib_ctx(sync_bn=gpu, cpu=not gpu): yield learn
-    finally: learn.remove_cb(sw)
+    finally:
+        learn.remove_cb(sw)
+        restore_batchnorm(learn.model, bn)        # a head trained later on one process must not wait for the others
     if not had_progress and hasattr(learn, 'progress'): learn.remove_cb(ProgressCallback)   # fastai adds it back on rank > 0

@@ -152,7 +152,7 @@ def _apply(exps, only=None, overrides=None, options=None):
 # %% ../nbs/09_runner.ipynb #574ed5c9
 def _sec_per_epoch(spec, data, dev, n:int=3) -> float:
     "Seconds per training epoch of `spec`'s run, from timing `n` batches after one warm-up batch (a rough estimate)."
-    learn = build_learner(spec, data, '.', dev); m, dl = learn.model.train(), learn.dls.train
+    learn = build_learner(spec, data, '.', dev); m, dl = learn.model.to(dev).train(), learn.dls.train   # (a fit would move it)
     learn.create_opt(); it = iter(dl); ts = []
     for i in range(n + 1):
         try: xb, yb = next(it)

@@ -102,6 +102,7 @@ def train_run(spec:dict, data:LTData, root:Path, dev, state=None, label:str='run
             raise StateError(f"run record {str(rec_f)!r} was written for another configuration than its folder's key; delete {str(d)!r} to train it again")
         if rec['status'] != 'done' or not main: return None, rec
         learn = build_learner(spec, data, d, dev); learn.model.load_state_dict(load_state(d/'models'/'final.pth', 'final weights'))
+        learn.model.to(dev)                       # heads, LA and WB stage 2 work where the job trains
         return learn, rec
     if main: d.mkdir(parents=True, exist_ok=True); write_json(d/'spec.json', spec)
     epochs = spec['config']['epochs']

@@ -32,8 +32,9 @@ from .distributed import distributed
 
 # %% auto #0
 __all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'save_atomic',
-           'Checkpoint', 'load_checkpoint', 'BestValid', 'Autocast', 'release_memory', 'ReleaseMemory', 'default_model',
-           'LTRun', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history', 'train_joint']
+           'Checkpoint', 'opt_to_params', 'load_checkpoint', 'BestValid', 'Autocast', 'release_memory', 'ReleaseMemory',
+           'default_model', 'LTRun', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history',
+           'train_joint']
 
 # %% ../nbs/06_train.ipynb #3b79332b
 @dataclass
@@ -144,6 +145,12 @@ class Checkpoint(TrainedEpochCallback):
         save_atomic(state, p/f'{self.fname}.pth')
 
 # %% ../nbs/06_train.ipynb #bfb9edfe
+def opt_to_params(opt):
+    "Every state tensor of fastai optimizer `opt` (momentum, ...) moved to its parameter's device."
+    for p, st in opt.state.items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor) and v.device != p.device: st[k] = v.to(p.device)
+
 def load_checkpoint(learn:Learner, fname:str='ckpt') -> int:
     "Load a `Checkpoint` into `learn` (model, optimizer, histories) without running code from the file; returns the next epoch to train."
     f = Path(learn.path)/learn.model_dir/f'{fname}.pth'
@@ -154,6 +161,7 @@ def load_checkpoint(learn:Learner, fname:str='ckpt') -> int:
     learn.model.load_state_dict(s['model'])
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(s['opt'])
+    opt_to_params(learn.opt)                 # the file is read onto the CPU; momentum follows each parameter's device
     for k, v in _arrays(s['hists']).items(): setattr(learn, k, list(v))
     if s.get('best') is not None: learn.valid_best = tuple(s['best'])
     return s['epoch'] + 1
@@ -244,6 +252,7 @@ def fit_lt(learn:Learner, cfg:TrainConfig|None=None, resume:bool=False, ckpt:str
     "Fit with the configured schedule (cosine to 0, or one-cycle); `ckpt` saves every epoch, `resume` continues from it. Data-parallel under a multi-process launch (see Distributed training)."
     cfg = cfg or learn.lt_run.cfg
     cbs = list(cbs or []) + ([Checkpoint(ckpt)] if ckpt else [])
+    if resume and getattr(learn.dls, 'device', None) is not None: learn.model.to(learn.dls.device)   # where the fit will train
     start = load_checkpoint(learn, ckpt or 'ckpt') if resume else 0
     if start >= cfg.epochs: return learn
     try:

@@ -144,9 +144,9 @@ def tune_radius(model, data=None, cfg:WBConfig|None=None, rs=(0.1, 0.0, 0.2, 0.5
 def weight_balancing(data:LTData, stage1:TrainConfig, stage2:WBConfig|None=None, many:int=100, few:int=20, device=None, cbs=None) -> dict:
     "Both stages: joint training with `stage1` (its wd tuned beforehand; `cbs` join it), then `wb_stage2`; test/valid reports of both."
     learn, res1 = train_joint(data, stage1, quiet=True, device=device, cbs=cbs)
-    m1 = learn.model.cpu().eval()
-    feats = cache_features(m1, data, norm=learn.dls.train.norm)  # stage 2 in live mode ignores them; the reports use them
+    m1 = learn.model.eval()                                      # where it trained (heads and stage 2 stay on that device)
+    feats = cache_features(m1, data, norm=learn.dls.train.norm, device=device)  # stage 2 in live mode ignores them; the reports use them
     m2 = wb_stage2(m1, data, stage2, feats=feats, device=device)
     return dict(stage1=m1, model=m2, feats=feats, stage1_result=res1,
                 test=feats_report(m2, feats, 'test', many, few), valid=feats_report(m2, feats, 'valid', many, few),
-                wnorm_hist=learn.wnorm_hist + [get_classifier(m2).weight.detach().norm(dim=1).numpy()])
+                wnorm_hist=learn.wnorm_hist + [get_classifier(m2).weight.detach().norm(dim=1).cpu().numpy()])
