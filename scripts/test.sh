@@ -27,5 +27,5 @@ nbdev_test --timing --n_workers 1 "$@"
 echo "== ltr_nb --verify results/digits-lt: the committed main job repeats on this machine (see What repeats)"
 ltr_nb --verify results/digits-lt --device cpu
 echo "== pytest"
-python -m pytest -q tests
+python -m pytest -q --durations=15 tests
 echo "test suite took $(( $(date +%s) - t0 )) s (install not counted)"

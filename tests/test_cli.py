@@ -44,18 +44,21 @@ def _bad_zip(tmp):
     (['--many', '10', '--few', '50'], 'must satisfy many >= few'),
     (['--seeds', '0,0'], 'seeds=[0, 0] has duplicates'),
     (['--only', 'nope'], "['nope'] are not in the suite"),
-    (['--set', 'tau=1'], "no selected experiment's method takes option 'tau'"),
+    (['--set', 'colour=1'], "no selected experiment's method takes option 'colour'"),
+    (['--only', 'joint-ib', '--set', 'tau=1'], "no selected experiment's method takes option 'tau'"),
     (['nosuch'], "suite='nosuch' is neither a shipped suite"),
     (['--dataset', 'list:{tmp}/nowhere'], "nowhere' does not exist; 'list:<folder>' names a folder"),
     (['imagenet-lt', '--imb_factor', '10'], "imb_factor=10.0 does not apply to the list-file dataset 'imagenet-lt'"),
 ])
-def test_bad_input_writes_nothing(tmp_path, args, msg):
-    "Every bad input: `ltr_nb: error:` with the argument, value and what is valid, no traceback, nothing written."
+def test_bad_input_writes_nothing(tmp_path, capsys, args, msg):
+    "Every bad input: `ltr_nb: error:` with the argument, value and what is valid, no traceback, nothing written (the command's `main`, in process)."
+    from ltr_nb.cli import main
     out = tmp_path / 'out'
     bad = _bad_zip(tmp_path) if '{bad}' in args else None
-    r = run([LTR, *[a.format(tmp=tmp_path, bad=bad) for a in args], '--out', str(out)])
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    assert msg in r.stderr and 'ltr_nb: error:' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    with pytest.raises(SystemExit) as e: main([*[a.format(tmp=tmp_path, bad=bad) for a in args], '--out', str(out)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2, (e.value.code, err)
+    assert msg in err and 'ltr_nb: error:' in err and 'Traceback' not in err, err
     assert not out.exists()
 
 
