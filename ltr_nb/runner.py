@@ -20,7 +20,7 @@ from .models import get_classifier
 from .train import fit_lt, evaluate, TrainedEpochCallback, TrainConfig, save_atomic
 from .methods import METHODS, TRAINERS, Method, RowContext, register_method
 from .experiments import Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS, train_grid, at_point
-from .tuning import open_storage
+from .tuning import open_storage, grid_points
 from .runs import (
     spec_key, comparable, finite_report, fmt_point, result_key, train_spec, train_run, sweep_runs, build_learner)
 from .report import summarize, summary_table, write_plots, data_name
@@ -165,10 +165,7 @@ def _sec_per_epoch(spec, data, dev, n:int=3) -> float:
 def _points(e:Experiment) -> list[tuple]:
     "`(experiment at a grid point, its row label)` for every point of `e`'s training grid; `[(e, name)]` without one."
     g = train_grid(e)
-    if not g: return [(e, e.name)]
-    pts = [{}]
-    for k, vs in g.items(): pts = [{**p, k: v} for p in pts for v in vs]
-    return [(at_point(e, p), f"{e.name} ({fmt_point(p)})") for p in pts]
+    return [(at_point(e, p), f"{e.name} ({fmt_point(p)})") for p in grid_points(g)] if g else [(e, e.name)]
 
 def plan(exps, root, datas) -> list[dict]:
     "The distinct training runs of `exps` (experiments with equal specs share one; a sweep has one per grid point) and how far each is under `root`."

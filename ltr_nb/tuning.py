@@ -10,7 +10,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['check_grid', 'grid_search', 'plot_curve', 'open_storage', 'grid_sweep']
+__all__ = ['check_grid', 'grid_points', 'grid_search', 'plot_curve', 'open_storage', 'grid_sweep']
 
 # %% ../nbs/06d_tuning.ipynb #256f14e8
 def check_grid(name:str, values) -> list:
@@ -23,7 +23,7 @@ def check_grid(name:str, values) -> list:
     return list(values)
 
 # %% ../nbs/06d_tuning.ipynb #34ea460b
-def _points(grid:dict) -> list[dict]:
+def grid_points(grid:dict) -> list[dict]:
     "Every point of `grid` in its order (the last option varies fastest)."
     pts = [{}]
     for k, vs in grid.items(): pts = [{**p, k: v} for p in pts for v in vs]
@@ -40,7 +40,7 @@ def grid_search(grid:dict, objective:Callable[[dict], float], seed:int=0) -> dic
         return v if math.isfinite(v) else float('-inf')        # a diverged point is recorded, never chosen
     study.optimize(f)
     seen = {tuple(t.params[k] for k in grid): t.value for t in study.trials}
-    curve = [dict(params=p, value=seen[tuple(p.values())] if math.isfinite(seen[tuple(p.values())]) else None) for p in _points(grid)]
+    curve = [dict(params=p, value=seen[tuple(p.values())] if math.isfinite(seen[tuple(p.values())]) else None) for p in grid_points(grid)]
     ok = [c for c in curve if c['value'] is not None]
     if not ok: raise ValueError(f"every point of the grid {grid} gave a non-finite validation score")
     best = max(ok, key=lambda c: c['value'])                   # max keeps the first of equal values
@@ -142,7 +142,7 @@ def grid_sweep(grid:dict,                 # option -> values (the papers' grid)
     from optuna.trial import TrialState
     grid = {k: check_grid(k, v) for k, v in grid.items()}
     study = _open_study(grid, storage, name, config or {}, seed)
-    n, f = len(_points(grid)), _sweep_objective(study, objective, grid)
+    n, f = len(grid_points(grid)), _sweep_objective(study, objective, grid)
     while len(_grid_ids(study, (TrialState.COMPLETE,))) < n:
         started = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE))
         waiting = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
@@ -157,7 +157,7 @@ def grid_sweep(grid:dict,                 # option -> values (the papers' grid)
 def _choose(grid:dict, trials:dict) -> dict:
     "The best point of `grid` from its finished trials (params tuple -> trial); ties to the first point in grid order."
     curve = []
-    for p in _points(grid):
+    for p in grid_points(grid):
         v = trials[tuple(p.values())].value
         curve.append(dict(params=p, value=v if math.isfinite(v) else None))
     ok = [c for c in curve if c['value'] is not None]
