@@ -5,7 +5,7 @@
 # %% ../nbs/08c_methods.ipynb #89ac6964
 from __future__ import annotations
 import math
-from dataclasses import dataclass, fields, asdict
+from dataclasses import dataclass, fields, asdict, replace
 from typing import Callable, ClassVar
 import numpy as np
 import torch
@@ -214,7 +214,7 @@ def _wb_post_with(**stage2):
     "WB stage 2 on the stage-1 model (`stage2`: more `WBConfig` fields), its options tuned on validation where given as lists."
     def post(model, data, o, ctx):
         f = cache_features(model, data, device=ctx.device)
-        no_test = f.__class__(**{**vars(f), 'test': f.test[:0], 'y_test': f.y_test[:0]})     # the sweep cannot read the test split
+        no_test = replace(f, test=f.test[:0], y_test=f.y_test[:0])     # the sweep cannot read the test split
         tuned = _tune_stage2(model, data, no_test, o, ctx, stage2)
         p = {**_stage2_fixed(o), **(tuned['best'] if tuned else {})}
         m2 = wb_stage2(model, data, WBConfig(seed=ctx.seed, wd=p['wd2'], r=p['r'], **stage2), feats=f, device=ctx.device)
