@@ -41,6 +41,7 @@ def main(argv=None):
     p.add_argument('--dataset', default='cifar10-jpeg')
     p.add_argument('--imb_factor', type=float, default=100)
     p.add_argument('--n_max', type=int, default=None, help='images of the largest class (default: all the pool allows)')
+    p.add_argument('--val_per_class', type=int, default=None, help="held-out validation images per class (default: lt_dataset's, 20)")
     p.add_argument('--arch', default='resnet34')
     p.add_argument('--epochs', type=int, default=320, help='stage-1 epochs')
     p.add_argument('--stage2_epochs', type=int, default=10)
@@ -63,7 +64,7 @@ def main(argv=None):
     # everything is checked (configs, data) before the clock that matters starts
     stage2 = WBConfig(epochs=a.stage2_epochs, lr=a.lr, bs=a.bs, wd=a.stage2_wd, seed=a.seed)
     t0 = time.perf_counter()
-    data = lt_dataset(a.dataset, a.imb_factor, n_max=a.n_max, root=a.data_root)
+    data = lt_dataset(a.dataset, a.imb_factor, n_max=a.n_max, val_per_class=a.val_per_class, root=a.data_root)
     t_data = time.perf_counter() - t0
     cfg = recipe(a.dataset, epochs=a.epochs, lr=a.lr, bs=a.bs, wd=a.wd, arch=a.arch, sampler='ib', seed=a.seed,
                  channels_last=a.channels_last, bf16=a.bf16, compile=a.compile)

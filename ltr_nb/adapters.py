@@ -5,6 +5,7 @@
 # %% ../nbs/03a_adapters.ipynb #2a2e9b4c
 from __future__ import annotations
 import numpy as np
+from .core import as_array
 import torch
 from torch.utils.data import DataLoader as TorchDL, Dataset, Subset, TensorDataset
 from fastai.data.core import DataLoaders, TfmdDL, Datasets
@@ -51,14 +52,14 @@ def labels_of(src) -> torch.Tensor:
     if isinstance(src, DeviceLoader): return src.y.cpu().long()
     if isinstance(src, (FastDL, TorchDL)): return labels_of(src.dataset)
     if isinstance(src, Subset): return labels_of(src.dataset)[torch.as_tensor(src.indices, dtype=torch.long)]
-    if isinstance(src, TensorDataset): return src.tensors[-1].long()
+    if isinstance(src, TensorDataset): return src.tensors[-1].long().cpu()
     if isinstance(src, Datasets):
         if len(src.tls) <= src.n_inp: raise ValueError("the fastai Datasets has no label list (n_inp covers every list); labelled data is needed")
         tl = src.tls[-1]
         return torch.tensor([int(tl[i]) for i in range(len(tl))], dtype=torch.long)
     for a in ('targets', 'labels', 'y'):
         v = getattr(src, a, None)
-        if v is not None and not callable(v): return torch.as_tensor(np.asarray(v)).long()
+        if v is not None and not callable(v): return torch.as_tensor(as_array(v)).long()
     return torch.tensor([int(src[i][-1]) for i in range(len(src))], dtype=torch.long)
 
 def cls_counts_of(data, n_cls:int|None=None) -> np.ndarray:
@@ -104,7 +105,7 @@ def class_aware_dl(dl,                     # a training loader: fastai DataLoade
                    sampler:str|float='cb', # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
                    seed:int=0, labels=None):  # labels: the dataset's labels if they cannot be read from it
     "A copy of the training loader `dl` whose epochs are drawn by a `ClassSampler` (transforms, workers, batch size unchanged)."
-    y = labels_of(dl) if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    y = labels_of(dl) if labels is None else torch.as_tensor(as_array(labels), dtype=torch.long)
     s = sampler_for(sampler, y, seed=seed)
     if isinstance(dl, DeviceLoader): return dl.new(sampler=s)
     if isinstance(dl, FastDL):

@@ -5,6 +5,7 @@
 # %% ../nbs/08_analysis.ipynb #179dfc55
 from __future__ import annotations
 import numpy as np
+from .core import as_array
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -23,7 +24,7 @@ __all__ = ['scatter_matrices', 'fdr', 'cone_stats', 'stage_features', 'cone_by_s
 # %% ../nbs/08_analysis.ipynb #81e245f6
 def _check_labels(feats, labels, min_per_class:int=1, what='the statistic'):
     "Features as float64 [N, D] and labels [N] with at least two classes of `min_per_class` samples."
-    x = torch.as_tensor(feats).double(); y = torch.as_tensor(labels).long()
+    x = torch.as_tensor(feats).double(); y = torch.as_tensor(labels).long().to(x.device)
     if x.ndim != 2 or len(x) != len(y): raise ValueError(f"feats must be [N, D] with one label per row; got {tuple(x.shape)} and {len(y)} labels")
     cls, counts = torch.unique(y, return_counts=True)
     if len(cls) < 2: raise ValueError(f"labels have {len(cls)} class(es); {what} needs at least two")
@@ -34,7 +35,7 @@ def _check_labels(feats, labels, min_per_class:int=1, what='the statistic'):
 def scatter_matrices(feats, labels) -> tuple[torch.Tensor, torch.Tensor]:
     "Un-normalised within-class and between-class scatter $S_W$, $S_B$ (float64, $S_B$ weighted by class counts)."
     x, y, cls = _check_labels(feats, labels)
-    mu = x.mean(0); sw = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64); sb = torch.zeros_like(sw)
+    mu = x.mean(0); sw = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device); sb = torch.zeros_like(sw)
     for c in cls:
         xc = x[y == c]; mc = xc.mean(0); d = xc - mc
         sw += d.T @ d; sb += len(xc) * torch.outer(mc - mu, mc - mu)
@@ -84,7 +85,7 @@ def _equi(v:torch.Tensor) -> tuple[float, float]:
     "(std/mean of row norms, mean |cos + 1/(K-1)| over pairs of distinct rows)."
     nrm = v.norm(dim=1); K = len(v)
     c = F.normalize(v, dim=1) @ F.normalize(v, dim=1).T
-    off = c[~torch.eye(K, dtype=torch.bool)]
+    off = c[~torch.eye(K, dtype=torch.bool, device=c.device)]
     return float(nrm.std(unbiased=False) / nrm.mean()), float((off + 1 / (K - 1)).abs().mean())
 
 def nc_measures(feats, labels, W=None) -> dict:
@@ -96,7 +97,7 @@ def nc_measures(feats, labels, W=None) -> dict:
     out = dict(nc1=float(torch.trace(sw @ torch.linalg.pinv(sb, hermitian=True))) / len(cls))
     out['nc2_norm_means'], out['nc2_angle_means'] = _equi(M)
     if W is not None:
-        W = torch.as_tensor(W).double()[cls]
+        W = torch.as_tensor(W).double().to(x.device)[cls]
         out['nc2_norm_w'], out['nc2_angle_w'] = _equi(W)
         out['nc3'] = float((W / W.norm() - M / M.norm()).pow(2).sum())
     return out
@@ -109,12 +110,12 @@ def model_nc(model, feats, split:str='train') -> dict:
 
 # %% ../nbs/08_analysis.ipynb #10ee1413
 def stratified_subset(labels, per_class:int=50, seed:int=0) -> torch.Tensor:
-    "Sorted indices of up to `per_class` samples of every class, drawn without replacement (seeded)."
-    y = torch.as_tensor(labels).long().cpu(); g = torch.Generator().manual_seed(seed); out = []
+    "Sorted indices of up to `per_class` samples of every class, drawn without replacement (seeded; the same on every device), on the labels' device."
+    y0 = torch.as_tensor(labels); y = y0.long().cpu(); g = torch.Generator().manual_seed(seed); out = []
     for c in torch.unique(y):
         idx = (y == c).nonzero()[:, 0]
         out.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
-    return torch.cat(out).sort().values
+    return torch.cat(out).sort().values.to(y0.device)
 
 class AnalysisRecorder(TrainedEpochCallback):
     "Every `every` trained epochs: FDR, cone statistics, NC measures and weight norms of a fixed training subset, in `learn.analysis_hist`."
@@ -145,10 +146,10 @@ class AnalysisRecorder(TrainedEpochCallback):
 # %% ../nbs/08_analysis.ipynb #3165a6f4
 def class_feature_norms(feats, labels, n_cls:int|None=None) -> np.ndarray:
     "Mean feature norm $\\frac1{n_c}\\sum_{i: y_i = c}\\lVert h_i\\rVert$ of every class (NaN for a class without samples)."
-    x = torch.as_tensor(feats).double(); y = torch.as_tensor(labels).long()
+    x = torch.as_tensor(feats).double(); y = torch.as_tensor(labels).long().to(x.device)
     n_cls = n_cls or int(y.max()) + 1
-    s = torch.zeros(n_cls, dtype=torch.float64).index_add_(0, y, x.norm(dim=1)); n = torch.bincount(y, minlength=n_cls).double()
-    return (s / n).numpy()
+    s = torch.zeros(n_cls, dtype=torch.float64, device=x.device).index_add_(0, y, x.norm(dim=1))
+    return as_array(s / torch.bincount(y, minlength=n_cls).double())
 
 def classifier_cosines(model) -> np.ndarray:
     "Pairwise cosine similarities of the rows of a model's linear classifier (or of a weight matrix) [K, K]."
@@ -158,7 +159,7 @@ def classifier_cosines(model) -> np.ndarray:
 
 def norm_settling(wnorm_hist, tol:float=0.01) -> int|None:
     "First epoch (1-based) from which every later epoch changes every class's weight norm by at most `tol` (relative); None if never."
-    h = np.asarray(wnorm_hist, dtype=np.float64)
+    h = as_array(wnorm_hist, dtype=np.float64)
     if h.ndim != 2 or len(h) < 2: raise ValueError(f"wnorm_hist must hold at least two epochs of per-class norms; got shape {h.shape}")
     if tol <= 0: raise ValueError(f"tol={tol} must be > 0")
     ch = np.abs(np.diff(h, axis=0) / np.maximum(h[:-1], 1e-12)).max(1)    # largest relative change, epoch e -> e+1
@@ -170,7 +171,7 @@ def norm_settling(wnorm_hist, tol:float=0.01) -> int|None:
 def plot_cosine_heatmap(cos, ax=None, title:str|None=None, labels=None):
     "Heatmap of a [K, K] cosine matrix (classifier rows or class means), classes in index order."
     if ax is None: _, ax = plt.subplots(figsize=(3.6, 3.2))
-    c = np.asarray(cos); im = ax.imshow(c, cmap='RdBu_r', vmin=-1, vmax=1)
+    c = as_array(cos); im = ax.imshow(c, cmap='RdBu_r', vmin=-1, vmax=1)
     ax.figure.colorbar(im, ax=ax, fraction=0.046)
     k = len(c); ax.set_xticks(range(k)); ax.set_yticks(range(k))
     if labels is not None: ax.set_xticklabels(labels, rotation=90, fontsize=6); ax.set_yticklabels(labels, fontsize=6)

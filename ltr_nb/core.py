@@ -11,9 +11,9 @@ import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'fp_path', 'env_info',
-           'StateError', 'load_state', 'read_json', 'DiskFull', 'write_atomic', 'rank_world', 'is_main', 'comm_device',
-           'all_sum']
+__all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'pick_device', 'as_array',
+           'fp_path', 'env_info', 'StateError', 'load_state', 'read_json', 'DiskFull', 'write_atomic', 'rank_world',
+           'is_main', 'comm_device', 'all_sum']
 
 # %% ../nbs/00_core.ipynb #6fdfe0f0
 _TV_SCHEMAS = {'nms': '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
@@ -58,6 +58,18 @@ def real_data_root(sub:str) -> Path|None:
 def seed_everything(seed:int):
     "Seed Python, NumPy and torch (CPU and CUDA) from `seed`."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #697c7390
+def pick_device(device=None) -> torch.device:
+    "`device` as a `torch.device`; None: this process's GPU when CUDA is available, else the CPU (fastai's rule, used by every loader of ltr_nb)."
+    if device is not None: return torch.device(device)
+    return torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else torch.device('cpu')
+
+# %% ../nbs/00_core.ipynb #dcf0b61a
+def as_array(x, dtype=None) -> np.ndarray:
+    "`np.asarray` of anything array-like, a tensor on any device included (detached and copied to the CPU)."
+    if isinstance(x, torch.Tensor): x = (x.float() if x.dtype == torch.bfloat16 else x).detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
 
 # %% ../nbs/00_core.ipynb #f4678a72
 def _ver(mod):

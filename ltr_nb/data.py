@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import store_attr
-from .core import data_root, ensure_torchvision
+from .core import data_root, ensure_torchvision, as_array
 
 # %% auto #0
 __all__ = ['PROFILES', 'GROUPS', 'SELECTS', 'DATASETS', 'DEFAULT_IF', 'DEFAULT_VAL', 'img_num_per_cls', 'imb_factor_of',
@@ -42,7 +42,7 @@ def img_num_per_cls(n_max:int,          # images kept for the largest class
 # %% ../nbs/01_data.ipynb #feddae87
 def imb_factor_of(cls_counts) -> float:
     "The imbalance factor of a count vector: largest over smallest class."
-    c = np.asarray(cls_counts)
+    c = as_array(cls_counts)
     if (c <= 0).any(): raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(c))}); every class needs images")
     return float(c.max() / c.min())
 
@@ -55,7 +55,7 @@ def class_groups(cls_counts,     # training images per class
                 ) -> np.ndarray:
     "Group name ('many'/'medium'/'few') of each class from its training count."
     if few > many: raise ValueError(f"few={few} must not exceed many={many}")
-    c = np.asarray(cls_counts)
+    c = as_array(cls_counts)
     return np.where(c > many, 'many', np.where(c < few, 'few', 'medium'))
 
 # %% ../nbs/01_data.ipynb #c1fa43c2

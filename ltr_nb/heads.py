@@ -8,6 +8,7 @@ import copy
 from dataclasses import dataclass
 from functools import partial
 import numpy as np
+from .core import as_array
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ from fastcore.basics import noop
 from contextlib import contextmanager
 from .data import LTData, GROUPS
 from .sampling import ClassSampler
-from .loaders import DeviceLoader, Normalize, lt_dls, SetEpoch
+from .loaders import DeviceLoader, Normalize, lt_dls, SetEpoch, Deterministic, keep_cudnn
 from .adapters import as_splits, eval_loader, xy_batches, check_split, cls_counts_of, class_aware_dls
 from .metrics import lt_report, lt_metrics
 from .models import get_classifier, as_view, unwrap, rewrap
@@ -85,8 +86,9 @@ def _inputs_of(model, data, feats=None):
     return data, feats
 
 def compute_features(model, x:torch.Tensor, norm:Normalize|None=None, bs:int=512, device=None) -> torch.Tensor:
-    "Features of the tensor `x` in eval mode, batch by batch (no augmentation)."
-    return features_of(model, DeviceLoader(x, torch.zeros(len(x), dtype=torch.long), bs=bs, norm=norm, device=device))[0]
+    "Features of the tensor `x` in eval mode, batch by batch (no augmentation), on `x`'s device; batches go through the model's device."
+    dl = DeviceLoader(x, torch.zeros(len(x), dtype=torch.long, device=x.device), bs=bs, norm=norm, device=device or x.device)
+    return features_of(model, dl)[0].to(x.device)
 
 def _n_out(model) -> int: return get_classifier(model).out_features
 
@@ -104,17 +106,17 @@ def cache_features(model, data=None, norm:Normalize|None=None, device=None, cls_
     out = {k: features_of(model, eval_loader(src, norm=norm), f'the {k} split of data') if src is not None
            else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)) for k, src in sp.items()}
     n = _n_out(model)
-    counts = np.asarray(cls_counts) if cls_counts is not None else np.bincount(out['train'][1].numpy(), minlength=n)
+    counts = as_array(cls_counts) if cls_counts is not None else np.bincount(out['train'][1].numpy(), minlength=n)
     _check_counts(counts, n)
     return Features(*out['train'], *out['valid'], *out['test'], counts)
 
 # %% ../nbs/06a_heads.ipynb #5837d951
 @torch.no_grad()
 def predict_features(head:nn.Module, feats:torch.Tensor, bs:int=4096) -> torch.Tensor:
-    "Logits (or scores) of `head` on cached features, on the head's device (its device and mode are kept)."
+    "Logits (or scores) of `head` on cached features, computed on the head's device (its device and mode are kept), returned on the features' device."
     dev = _device_of(head)
     with eval_mode(head):
-        return torch.cat([head(feats[i:i + bs].to(dev)).float().cpu() for i in range(0, len(feats), bs)]) if len(feats) else torch.zeros(0)
+        return torch.cat([head(feats[i:i + bs].to(dev)).float().to(feats.device) for i in range(0, len(feats), bs)]) if len(feats) else feats.new_zeros(0)
 
 def feats_report(model, feats:Features, split:str='test', many:int=100, few:int=20) -> dict:
     "`lt_report` of `model`'s classifier (linear or NCM) on the cached features of 'train', 'valid' or 'test'."
@@ -131,7 +133,7 @@ def evaluate_model(model, data=None, split:str='test', many:int=100, few:int=20,
     if sp[split] is None: raise ValueError(f"data has no {split!r} split; it has {[k for k, v in sp.items() if v is not None]}")
     m = unwrap(model)
     preds, ys = _outputs(m, m, eval_loader(sp[split]), f'the {split} split of data')
-    counts = np.asarray(cls_counts) if cls_counts is not None else cls_counts_of(data, preds.shape[1])
+    counts = as_array(cls_counts) if cls_counts is not None else cls_counts_of(data, preds.shape[1])
     _check_counts(counts, preds.shape[1])
     return lt_report(preds, ys, counts, many, few)
 
@@ -159,7 +161,7 @@ def tau_norm(model, tau:float=1.0, keep_bias:bool=False):
 # %% ../nbs/06a_heads.ipynb #ecf12225
 def tau_sweep(model, feats:Features, taus=None, keep_bias:bool=False, split:str='valid', many:int=100, few:int=20) -> dict:
     "Reports of τ-normalization for each τ of `taus` on `split` ('valid' to choose, 'test' to plot); best τ by mean per-class accuracy."
-    taus = np.round(np.linspace(0, 2, 21), 3) if taus is None else np.asarray(taus, dtype=float)
+    taus = np.round(np.linspace(0, 2, 21), 3) if taus is None else as_array(taus, dtype=float)
     check_split(split, ('valid', 'test'))
     x, y = feats.split(split)
     if len(y) == 0: raise ValueError(f"the {split} split is empty: τ must be chosen on held-out data; give data a validation split")
@@ -186,7 +188,7 @@ class NCMClassifier(nn.Module):
     lt_head = True  # a classifier for `ltr_nb.models` (not an nn.Linear)
     def __init__(self, means:torch.Tensor, center:torch.Tensor|None, transform:str='center_l2', metric:str='cos'):
         super().__init__()
-        self.register_buffer('means', means); self.register_buffer('center', center if center is not None else torch.zeros(means.shape[1]))
+        self.register_buffer('means', means); self.register_buffer('center', center if center is not None else torch.zeros(means.shape[1], device=means.device))
         self.transform, self.metric = transform, metric
     @property
     def out_features(self) -> int: return self.means.shape[0]
@@ -203,11 +205,11 @@ def ncm_head(feats:torch.Tensor, labels:torch.Tensor, n_cls:int, transform:str='
     if transform not in NCM_TRANSFORMS: raise ValueError(f"transform={transform!r} is not valid; choose one of {NCM_TRANSFORMS}")
     if metric not in NCM_METRICS: raise ValueError(f"metric={metric!r} is not valid; choose one of {NCM_METRICS}")
     _check_xy(feats, labels)
-    counts = torch.bincount(labels, minlength=n_cls)
+    labels = torch.as_tensor(labels).long().to(feats.device); counts = torch.bincount(labels, minlength=n_cls)
     if (counts == 0).any(): raise ValueError(f"class {int((counts == 0).nonzero()[0])} has no training features; NCM needs every class")
-    head = NCMClassifier(torch.zeros(n_cls, feats.shape[1]), feats.mean(0) if transform == 'center_l2' else None, transform, metric)
+    head = NCMClassifier(feats.new_zeros(n_cls, feats.shape[1]), feats.mean(0) if transform == 'center_l2' else None, transform, metric)
     t = head.tfm(feats.float())
-    head.means = torch.zeros(n_cls, feats.shape[1]).index_add_(0, labels, t) / counts[:, None]
+    head.means = t.new_zeros(n_cls, feats.shape[1]).index_add_(0, labels, t) / counts[:, None]
     return head
 
 def _feats_for(name, model, data, feats, device=None) -> Features:
@@ -259,7 +261,7 @@ def _live_dls(data, cfg:HeadConfig, device=None) -> DataLoaders:
 def fit_head(head:nn.Module, model, data, feats:Features|None, cfg:HeadConfig, device=None, loss_func=None, cbs=()) -> nn.Module:
     "Train `head` (in place) on batches drawn with `cfg.q`: on cached `feats`, or live through a frozen copy of `model`."
     loss_func = loss_func or nn.CrossEntropyLoss()
-    set_seed(cfg.seed, reproducible=True)
+    set_seed(cfg.seed)
     opt = partial(SGD, mom=cfg.momentum, decouple_wd=False)
     sched = ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})
     if cfg.mode == 'cached':
@@ -267,16 +269,16 @@ def fit_head(head:nn.Module, model, data, feats:Features|None, cfg:HeadConfig, d
         tr = DeviceLoader(feats.train, feats.y_train, bs=cfg.bs, sampler=s, device=device, seed=cfg.seed)
         va = DeviceLoader(feats.valid, feats.y_valid, bs=1024, device=device)
         learn = Learner(DataLoaders(tr, va, device=device), head, loss_func=loss_func, opt_func=opt, lr=cfg.lr,
-                        wd=cfg.wd, wd_bn_bias=True, cbs=[SetEpoch(), *cbs])
+                        wd=cfg.wd, wd_bn_bias=True, cbs=[SetEpoch(), Deterministic(), *cbs])
     else:
         m = as_view(model).with_classifier(head)  # a copy of the model around `head`; the caller's model is not touched
         hp = {id(p) for p in head.parameters()}
         learn = Learner(_live_dls(data, cfg, device), m, loss_func=loss_func, opt_func=opt, lr=cfg.lr, wd=cfg.wd, wd_bn_bias=True,
                         train_bn=False, splitter=lambda mm: [[p for p in mm.parameters() if id(p) not in hp], list(head.parameters())],
-                        cbs=[SetEpoch(), *cbs] + ([FreezeBodyBN(head)] if cfg.freeze_bn else []))
+                        cbs=[SetEpoch(), Deterministic(), *cbs] + ([FreezeBodyBN(head)] if cfg.freeze_bn else []))
         learn.freeze()
     learn.remove_cb(ProgressCallback); learn.logger = noop
-    learn.fit(cfg.epochs, cfg.lr, cbs=[sched])
+    with keep_cudnn(): learn.fit(cfg.epochs, cfg.lr, cbs=[sched])
     return head
 
 # %% ../nbs/06a_heads.ipynb #32946209

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .data import LTData, class_groups, imb_factor_of  # first: its package import checks torchvision
-from .core import data_root
+from .core import data_root, pick_device
 from fastcore.basics import patch
 from fastai.data.core import Datasets, DataLoaders
 from fastai.data.transforms import Categorize, ToTensor, IntToFloatTensor, Normalize, ItemGetter
@@ -83,10 +83,11 @@ def list_file_dls(root,                     # data root: the folder the paths in
                   sampler:str|float='ib',   # 'ib', 'sqrt', 'cb', 'pb' or an exponent q (pb: add ProgressiveSampling to the Learner)
                   color_jitter:bool=False,  # brightness / contrast / saturation 0.4 (Kang et al.)
                   n_cls:int|None=None,      # default: largest training label + 1
-                  num_workers:int|None=None, seed:int=0, device=None,
+                  num_workers:int|None=None, seed:int=0,
+                  device=None,              # default: `pick_device` (this process's GPU if any, else the CPU), as for in-memory data
                   check_files:bool=True) -> DataLoaders:
     "fastai `DataLoaders` (train, valid[, test]) streaming the images of list files from disk with the standard ImageNet transforms."
-    tr = read_list_file(_resolve(root, train), root, n_cls, check_files)
+    tr, device = read_list_file(_resolve(root, train), root, n_cls, check_files), pick_device(device)
     n_cls = n_cls or int(tr[1].max()) + 1
     empty = np.flatnonzero(np.bincount(tr[1], minlength=n_cls) == 0)
     if len(empty): raise ValueError(f"classes {empty[:10].tolist()} have no training image in {str(train)!r}; every class needs one (or pass n_cls)")

@@ -12,10 +12,12 @@ from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback
 from .data import LTData
 from .sampling import ClassSampler, sampler_for, ProgressiveSampling, rank_plan
-from .core import seed_everything, rank_world
+from contextlib import contextmanager
+from .core import seed_everything, rank_world, pick_device
 
 # %% auto #0
-__all__ = ['AUGMENT', 'pad_crop_flip', 'channel_stats', 'Normalize', 'DeviceLoader', 'SetEpoch', 'lt_dls']
+__all__ = ['AUGMENT', 'pad_crop_flip', 'channel_stats', 'Normalize', 'DeviceLoader', 'SetEpoch', 'Deterministic', 'keep_cudnn',
+           'lt_dls']
 
 # %% ../nbs/03_loaders.ipynb #17dbba51
 def pad_crop_flip(x:torch.Tensor,        # batch [B, C, H, W] (any dtype), on any device
@@ -60,14 +62,15 @@ class DeviceLoader:
                  drop_last:bool=False,           # drop the last incomplete batch
                  augment:dict|None=None,         # kwargs of `pad_crop_flip` (pad, flip), None: no augmentation
                  norm:Normalize|None=None,       # normalisation (default: statistics of `x`)
-                 device=None, seed:int=0,
+                 device=None,                    # default: `pick_device` (this process's GPU if any, else the CPU)
+                 seed:int=0,
                  channels_last:bool=False,       # yield image batches in channels_last memory format
                  rank:int=0, world:int=1):       # this process's share of every batch (see `rank_plan`)
         if len(x) != len(y): raise ValueError(f"x has {len(x)} items but y has {len(y)}; they must match")
         if bs < 1: raise ValueError(f"bs={bs} must be >= 1")
         store_attr('bs,sampler,drop_last,augment,seed,channels_last,rank,world')
         self.norm = norm if norm is not None else (Normalize(*channel_stats(x)) if x.dtype == torch.uint8 else Normalize())
-        self.device = torch.device(device or 'cpu'); self.x, self.y = x.to(self.device), y.to(self.device)
+        self.device = pick_device(device); self.x, self.y = x.to(self.device), y.to(self.device)
         self.epoch = 0
     @property
     def n(self): return self.sampler.n_samples if self.sampler else len(self.y)
@@ -117,13 +120,27 @@ class SetEpoch(Callback):
         if not isinstance(dl, DeviceLoader) and hasattr(s, 'seed'):   # streamed: crops and flips come from the global generators
             seed_everything((s.seed * 1_000_003 + self.learn.epoch) * 1_009 + rank_world()[0])
 
+class Deterministic(Callback):
+    "cuDNN's deterministic kernels, without autotuning, during the fit only: the process's own settings are put back after it (and by `keep_cudnn` on an error)."
+    order = -7
+    def before_fit(self):
+        c = torch.backends.cudnn; self.saved = c.deterministic, c.benchmark; c.deterministic, c.benchmark = True, False
+    def after_fit(self): torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.saved
+
+@contextmanager
+def keep_cudnn():
+    "Put cuDNN's `deterministic` and `benchmark` flags back as they were on leaving, also after an error."
+    c = torch.backends.cudnn; saved = c.deterministic, c.benchmark
+    try: yield
+    finally: c.deterministic, c.benchmark = saved
+
 def lt_dls(data:LTData,
            bs:int=64,                 # batch size (the papers use 64 on CIFAR-LT, 128 on digits here)
            sampler:str|float='ib',    # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
            augment:dict|None|str='default', # kwargs of `pad_crop_flip`; 'default': the dataset's recipe
            device=None, seed:int=0) -> DataLoaders:
     "fastai `DataLoaders` (train, valid, test) over an `LTData`."
-    s = sampler_for(sampler, data.y_train, seed=seed)
+    s, device = sampler_for(sampler, data.y_train, seed=seed), pick_device(device)
     aug = AUGMENT.get(data.name, None) if isinstance(augment, str) and augment == 'default' else augment
     if isinstance(augment, str) and augment != 'default': raise ValueError(f"augment={augment!r}: pass a dict, None or 'default'")
     train = DeviceLoader(data.x_train, data.y_train, bs=bs, sampler=s, drop_last=False, augment=aug, device=device, seed=seed)

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, fields, asdict, replace
 from typing import Callable, ClassVar
 import numpy as np
+from .core import as_array
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -300,7 +301,7 @@ class NormedLinear(nn.Linear):
 
 def ldam_margins(cls_counts, max_m:float=0.5) -> torch.Tensor:
     "Per-class margins $\\Delta_j \\propto n_j^{-1/4}$, the largest `max_m` (Cao et al., 2019)."
-    n = np.asarray(cls_counts, dtype=np.float64)
+    n = as_array(cls_counts, dtype=np.float64)
     if (n <= 0).any(): raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); margins need n_j >= 1")
     m = n ** -0.25
     return torch.tensor(m * max_m / m.max(), dtype=torch.float32)
@@ -340,7 +341,7 @@ class LDAMOptions(Options):
 @register_trainer('ldam')
 def ldam_learner(data, cfg:TrainConfig, settings:dict, model=None, **kw):
     "LDAM-DRW: a cosine classifier on the dataset's model, the LDAM loss, and deferred re-weighting from epoch `drw · epochs`."
-    set_seed(cfg.seed, reproducible=True)
+    set_seed(cfg.seed)
     model = model if model is not None else default_model(data, cfg.arch)
     fc = get_classifier(model, linear=True)
     model = rewrap(model, as_view(model).with_classifier(NormedLinear(fc.in_features, fc.out_features)))

@@ -9,7 +9,7 @@ import torch
 import matplotlib.pyplot as plt
 from fastcore.basics import store_attr
 from fastai.metrics import Metric
-from .core import all_sum
+from .core import all_sum, as_array
 from .data import class_groups, GROUPS
 
 # %% auto #0
@@ -19,7 +19,7 @@ __all__ = ['class_counts', 'counts_accuracy', 'per_class_accuracy', 'group_accur
 # %% ../nbs/04_metrics.ipynb #f35ee0e3
 def class_counts(preds, targets, n_cls:int) -> torch.Tensor:
     "Per-class [correct, total] counts (long, shape [2, n_cls]); `preds` are logits [N, C] or labels [N]. Counts add up over batches and processes."
-    preds, targets = torch.as_tensor(preds), torch.as_tensor(targets)
+    preds = torch.as_tensor(preds); targets = torch.as_tensor(targets).to(preds.device)
     if len(preds) != len(targets): raise ValueError(f"preds has {len(preds)} items but targets has {len(targets)}; they must match")
     if preds.ndim == 2: preds = preds.argmax(-1)
     return torch.stack([torch.bincount(targets[preds == targets], minlength=n_cls), torch.bincount(targets, minlength=n_cls)])
@@ -36,7 +36,7 @@ def per_class_accuracy(preds, targets, n_cls:int) -> torch.Tensor:
 # %% ../nbs/04_metrics.ipynb #14d44f38
 def group_accuracy(cls_acc, cls_counts, many:int=100, few:int=20) -> dict:
     "Mean per-class accuracy over the Many / Medium / Few classes (NaN for an empty group)."
-    cls_acc = np.asarray(cls_acc, dtype=np.float64)
+    cls_acc = as_array(cls_acc, dtype=np.float64)
     if len(cls_acc) != len(cls_counts):
         raise ValueError(f"cls_counts has {len(cls_counts)} classes but the accuracy vector has {len(cls_acc)}; they must match")
     g = class_groups(cls_counts, many, few)
@@ -47,7 +47,7 @@ def lt_report(preds, targets, cls_counts, many:int=100, few:int=20) -> dict:
     if len(targets) == 0: raise ValueError("targets is empty: no samples to report on (a missing or empty split); pass a split that has samples")
     pc = per_class_accuracy(preds, targets, len(cls_counts))
     preds = torch.as_tensor(preds); lab = preds.argmax(-1) if preds.ndim == 2 else preds
-    return dict(all=float((lab == torch.as_tensor(targets)).double().mean()), mean_cls=float(pc.nanmean()),
+    return dict(all=float((lab == torch.as_tensor(targets).to(lab.device)).double().mean()), mean_cls=float(pc.nanmean()),
                 **group_accuracy(pc, cls_counts, many, few), per_class=pc.tolist())
 
 # %% ../nbs/04_metrics.ipynb #9e79add3
@@ -55,7 +55,7 @@ class LTAccuracy(Metric):
     "fastai metric from per-class counts: top-1 ('all'), mean per-class accuracy ('mean') or over the 'many' / 'medium' / 'few' classes; counts summed over processes."
     def __init__(self, cls_counts, group:str='mean', many:int=100, few:int=20):
         if group not in ('all', 'mean', *GROUPS): raise ValueError(f"group={group!r} is not valid; choose one of {('all', 'mean', *GROUPS)}")
-        store_attr(); self.cls_counts = np.asarray(cls_counts); self.reset()
+        store_attr(); self.cls_counts = as_array(cls_counts); self.reset()
     def reset(self): self.local = torch.zeros(2, len(self.cls_counts), dtype=torch.long); self._sum = None
     def accumulate(self, learn):
         self.local += class_counts(learn.pred.cpu(), learn.yb[0].cpu(), len(self.cls_counts)); self._sum = None
@@ -86,11 +86,11 @@ def plot_per_class_acc(cls_acc,            # per-class accuracy (one curve) or a
     "Per-class accuracy against training count (classes sorted by count, groups shaded)."
     if ax is None: _, ax = plt.subplots(figsize=(7, 3.2))
     series = cls_acc if isinstance(cls_acc, dict) else {'accuracy': cls_acc}
-    counts = np.asarray(cls_counts); order = np.argsort(-counts, kind='stable'); g = class_groups(counts, many, few)[order]
+    counts = as_array(cls_counts); order = np.argsort(-counts, kind='stable'); g = class_groups(counts, many, few)[order]
     x = np.arange(len(counts))
     for k in ('many', 'medium', 'few'):
         if (g == k).any(): ax.axvspan(x[g == k].min() - 0.5, x[g == k].max() + 0.5, color=_GROUP_COLORS[k], alpha=0.08, lw=0)
-    for name, acc in series.items(): ax.plot(x, np.asarray(acc, dtype=float)[order], marker='o', ms=3, label=name)
+    for name, acc in series.items(): ax.plot(x, as_array(acc, dtype=float)[order], marker='o', ms=3, label=name)
     ax2 = ax.twinx(); ax2.bar(x, counts[order], color='grey', alpha=0.25, width=0.8); ax2.set_ylabel('training images')
     ax.set_zorder(ax2.get_zorder() + 1); ax.patch.set_visible(False)
     ax.set_xlabel('class (sorted by training count; shaded: many / medium / few)'); ax.set_ylabel('accuracy')
@@ -100,7 +100,7 @@ def plot_per_class_acc(cls_acc,            # per-class accuracy (one curve) or a
 
 # %% ../nbs/04_metrics.ipynb #ae4530e6
 def _fmt(vals):
-    v = np.asarray(vals, dtype=float) * 100
+    v = as_array(vals, dtype=float) * 100
     if np.isnan(v).all(): return '–'
     return f"{np.nanmean(v):.1f}" if len(v) == 1 else f"{np.nanmean(v):.1f} ± {np.nanstd(v):.1f}"
 

@@ -14,7 +14,7 @@ from .models import as_view, get_classifier, rewrap, unwrap
 from .metrics import lt_report
 from dataclasses import asdict, replace
 from fastai.torch_core import set_seed
-from .core import env_info
+from .core import env_info, as_array
 from .data import LTData
 from .heads import Features, _feats_for, _with_head, predict_features, feats_report
 from .train import TrainConfig, default_model, lt_learner, fit_lt, evaluate
@@ -80,7 +80,7 @@ LA_TAUS = tuple(np.round(np.linspace(0, 3, 31), 3).tolist())    # the τ grid of
 
 def class_priors(cls_counts) -> torch.Tensor:
     "Training class priors $\\pi_c = n_c / N$."
-    n = np.asarray(cls_counts, dtype=np.float64)
+    n = as_array(cls_counts, dtype=np.float64)
     if (n <= 0).any(): raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); priors need n_c >= 1")
     return torch.tensor(n / n.sum())
 
@@ -99,7 +99,7 @@ def logit_adjust(logits, priors, tau:float=1.0, kind:str='mult') -> torch.Tensor
 
 def la_sweep(logits, targets, cls_counts, taus=None, kind:str='mult', many:int=100, few:int=20) -> dict:
     "Reports of logit adjustment for each τ (choose on validation logits); best τ by mean per-class accuracy; plot with `plot_tau_sweep`."
-    taus = np.asarray(LA_TAUS if taus is None else taus, dtype=float)
+    taus = as_array(LA_TAUS if taus is None else taus, dtype=float)
     pri = class_priors(cls_counts)
     reps = [lt_report(logit_adjust(logits, pri, t, kind), targets, cls_counts, many, few) for t in taus]
     best = int(np.argmax([r['mean_cls'] for r in reps]))
@@ -149,7 +149,7 @@ def onestage_learner(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:f
     cfg = cfg or TrainConfig()
     if wd < 0: raise ValueError(f"wd={wd} must be >= 0")
     if fr < 0: raise ValueError(f"fr={fr} must be >= 0")
-    set_seed(cfg.seed, reproducible=True)
+    set_seed(cfg.seed)
     model = with_etf(model if model is not None else default_model(data, cfg.arch), seed=cfg.seed if etf_seed is None else etf_seed)
     fc_name = _module_name(model, get_classifier(model))
     cfg0 = replace(cfg, wd=0.)                 # the decay is the loss term, not the optimizer's

@@ -5,6 +5,7 @@
 # %% ../nbs/02_sampling.ipynb #e014cd36
 from __future__ import annotations
 import numpy as np
+from .core import as_array
 import torch
 from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
@@ -20,7 +21,7 @@ def sampling_probs(cls_counts,     # training images per class, n_j
                   ) -> np.ndarray:
     "Class sampling probabilities $p_j = n_j^q / \\sum_i n_i^q$."
     if not 0 <= q <= 1: raise ValueError(f"q={q!r} must be in [0, 1] (1: instance-balanced, 0.5: square-root, 0: class-balanced)")
-    n = np.asarray(cls_counts, dtype=np.float64)
+    n = as_array(cls_counts, dtype=np.float64)
     if (n <= 0).any(): raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); every class needs images")
     w = n ** q
     return w / w.sum()
@@ -38,7 +39,7 @@ class ClassSampler(torch.utils.data.Sampler):
                  q:float=1.0,                # sampling exponent (see `sampling_probs`)
                  n_samples:int|None=None,    # indices per epoch; default len(labels)
                  seed:int=0):                # with the epoch, fixes the draw
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.labels = torch.as_tensor(as_array(labels), dtype=torch.long)
         self.cls_counts = np.bincount(self.labels.numpy())
         store_attr('seed'); self.n_samples = len(self.labels) if n_samples is None else n_samples
         self.epoch = 0
@@ -53,7 +54,7 @@ def set_q(self:ClassSampler, q:float):
 @patch
 def set_probs(self:ClassSampler, p):
     "Use arbitrary class probabilities `p` (e.g. a progressively-balanced schedule)."
-    p = np.asarray(p, dtype=np.float64)
+    p = as_array(p, dtype=np.float64)
     if p.shape != self.cls_counts.shape or (p < 0).any() or not np.isclose(p.sum(), 1):
         raise ValueError(f"p must be {len(self.cls_counts)} non-negative class probabilities summing to 1, got {p}")
     self.p = p; self.q = None

@@ -20,9 +20,9 @@ from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
-from .core import env_info, rank_world, all_sum, is_main, load_state, StateError, write_atomic
+from .core import env_info, rank_world, all_sum, is_main, load_state, StateError, write_atomic, as_array
 from .data import LTData, class_groups
-from .loaders import lt_dls, SetEpoch
+from .loaders import lt_dls, SetEpoch, Deterministic, keep_cudnn
 from .listfile import ListData, LIST_RECIPES
 from .sampling import ProgressiveSampling
 from .adapters import check_split
@@ -231,12 +231,12 @@ def lt_learner(data:LTData|ListData,        # in memory, or streamed from list f
     if not isinstance(data, (LTData, ListData)):
         raise ValueError(f"data is a {type(data).__name__}; pass an LTData or a ListData (for your own loaders, see `ltr_nb.adapters`)")
     cfg = cfg or TrainConfig()
-    set_seed(cfg.seed, reproducible=True)
+    set_seed(cfg.seed)
     if model is None: model = default_model(data, cfg.arch)
     get_classifier(model)
     if isinstance(data, ListData): dls = data.dls(bs=cfg.bs, sampler=cfg.sampler, seed=cfg.seed, device=device)
     else: dls = lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
-    extra = [SetEpoch(), WeightNormRecorder(), ClassAccRecorder(), ReleaseMemory()] + ([ProgressiveSampling()] if cfg.sampler == 'pb' else [])
+    extra = [SetEpoch(), Deterministic(), WeightNormRecorder(), ClassAccRecorder(), ReleaseMemory()] + ([ProgressiveSampling()] if cfg.sampler == 'pb' else [])
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else nn.CrossEntropyLoss(), lr=cfg.lr, wd=cfg.wd, wd_bn_bias=cfg.wd_bn_bias,
                     opt_func=partial(SGD, mom=cfg.momentum, decouple_wd=cfg.wd_mode == 'decoupled'),
                     metrics=lt_metrics(data.cls_counts, cfg.many, cfg.few), cbs=[LTRun(cfg, data, settings)] + extra + list(cbs or []), path=path)
@@ -256,7 +256,7 @@ def fit_lt(learn:Learner, cfg:TrainConfig|None=None, resume:bool=False, ckpt:str
     start = load_checkpoint(learn, ckpt or 'ckpt') if resume else 0
     if start >= cfg.epochs: return learn
     try:
-        with distributed(learn):
+        with distributed(learn), keep_cudnn():
             if cfg.schedule == 'cos':
                 learn.fit(cfg.epochs, cfg.lr, cbs=cbs + [ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})], start_epoch=start)
             else: learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
@@ -300,7 +300,7 @@ def plot_weight_norms(norms, cls_counts, ax=None, label:str|None=None, title:str
 def plot_norm_history(wnorm_hist, cls_counts, ax=None, title:str|None=None):
     "Per-class weight norms over epochs, one line per class coloured by training count."
     if ax is None: _, ax = plt.subplots(figsize=(6, 3))
-    h = np.stack(wnorm_hist); c = np.asarray(cls_counts); cmap = plt.get_cmap('viridis')
+    h = np.stack(wnorm_hist); c = as_array(cls_counts); cmap = plt.get_cmap('viridis')
     ranks = np.argsort(np.argsort(-c))
     for j in range(h.shape[1]): ax.plot(np.arange(1, len(h) + 1), h[:, j], color=cmap(ranks[j] / max(1, len(c) - 1)), lw=1.2)
     ax.set_xlabel('epoch'); ax.set_ylabel('‖w_j‖'); ax.set_title(title or 'per-class weight norms (yellow: rarest)')

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, asdict
 import numpy as np
+from .core import as_array
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ __all__ = ['cb_weights', 'CBLoss', 'maxnorm_', 'maxnorm_radius', 'MaxNorm', 'L2N
 def cb_weights(cls_counts, beta:float=0.9999) -> torch.Tensor:
     "Effective-number class weights $w_c \\propto (1-\\beta)/(1-\\beta^{n_c})$, summing to the number of classes."
     if not 0 <= beta < 1: raise ValueError(f"beta={beta} must be in [0, 1) (0: unweighted, →1: inverse frequency)")
-    n = np.asarray(cls_counts, dtype=np.float64)
+    n = as_array(cls_counts, dtype=np.float64)
     if (n <= 0).any(): raise ValueError(f"cls_counts has a class with zero training samples (index {int(np.argmin(n))}); class-balanced weights need n_c >= 1")
     w = (1 - beta) / (1 - beta ** n)
     return torch.tensor(w / w.sum() * len(n), dtype=torch.float32)

@@ -322,7 +322,7 @@ def _started(p):
 
 
 def test_kill_loop_resumes_to_the_same_results(tmp_path):
-    "20 signals (SIGKILL, SIGTERM, SIGINT) at random times of a short job (training, heads, WB stage 2, writing); after each chain of kills the same command ends with the uninterrupted table, results and weights."
+    "15 signals (SIGKILL, SIGTERM, SIGINT, five of each) at random times of a short job (training, heads, WB stage 2, writing); after each chain of kills the same command ends with the uninterrupted table, results and weights."
     ref = tmp_path / 'ref'
     p = subprocess.Popen([LTR, *KILL_JOB, '--out', str(ref)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     _started(p); t0 = time.time(); so, se = p.communicate(timeout=600); dur = time.time() - t0
@@ -330,7 +330,7 @@ def test_kill_loop_resumes_to_the_same_results(tmp_path):
     ref_table, ref_w = (ref / 'table.md').read_text(), _weights(ref)
     rng = random.Random(19); sigs = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT]
     kills = chains = 0; out = None
-    while kills < 20:
+    while kills < 15:
         if out is None: chains += 1; out = tmp_path / f'c{chains}'
         p = subprocess.Popen([LTR, *KILL_JOB, '--out', str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
         _started(p)
