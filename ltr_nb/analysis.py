@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .models import unwrap, get_classifier
 from fastcore.basics import store_attr
-from .heads import eval_mode, _device_of, compute_features
+from .evaluate import eval_mode, device_of, compute_features
 from .loaders import DeviceLoader
 from .train import TrainedEpochCallback
 
@@ -71,7 +71,7 @@ def stage_features(model, x:torch.Tensor, layers) -> dict:
     for name in layers:
         hooks.append(mods[name].register_forward_hook(lambda mod, i, o, name=name: out.__setitem__(name, o.flatten(2).mean(2) if o.ndim > 2 else o)))
     try:
-        with eval_mode(m): m(x.to(_device_of(m)))
+        with eval_mode(m): m(x.to(device_of(m)))
     finally:
         for h in hooks: h.remove()
     return {k: out[k].float().cpu() for k in layers}

@@ -15,7 +15,7 @@ from .experiments import Experiment, SUITES_DIR, suite_names
 from .runner import run_suite
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['command_parser', 'suite_kwargs', 'main']
 
 # %% ../nbs/09c_cli.ipynb #3118047c
 _CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
@@ -29,7 +29,8 @@ _HELP = dict(dataset=f"one of {', '.join(DATASETS)}; a list-file benchmark {', '
              size='crop size of a list-file dataset (default: the recipe\'s 224)',
              channels_last='channels_last memory format', bf16='bfloat16 autocast', compile='torch.compile the model')
 
-def _parser() -> argparse.ArgumentParser:
+def command_parser() -> argparse.ArgumentParser:
+    "The `ltr_nb` command's arguments (shared with `ltr_nb --verify`, which re-runs a folder's own command)."
     p = argparse.ArgumentParser(prog='ltr_nb', description="Run a suite of long-tailed recognition experiments (or some of them) and print the "
                                 "Many / Medium / Few / All table; re-running the same command resumes where it stopped.",
                                 epilog=f"shipped suites: {', '.join(suite_names())}; methods: {', '.join(METHODS)}. "
@@ -67,7 +68,8 @@ def _value(v:str):
     try: return json.loads(v)
     except json.JSONDecodeError: return v
 
-def _args(a) -> dict:
+def suite_kwargs(a) -> dict:
+    "`run_suite` keyword arguments from the parsed command line."
     over = {f.name: getattr(a, f.name) for f in _CLI_FIELDS}
     if a.seeds is not None:
         try: over['seeds'] = [int(x) for x in a.seeds.split(',') if x.strip()]
@@ -106,7 +108,7 @@ def _sigterm_as_interrupt():
 
 def main(argv=None):
     "The `ltr_nb` command: every input checked before training; ctrl-C keeps what is done; exit 1 when a run diverged."
-    p = _parser(); a = p.parse_args(argv)
+    p = command_parser(); a = p.parse_args(argv)
     if a.list:
         for n in suite_names():
             s = json.loads((SUITES_DIR/f'{n}.json').read_text()); print(f"{n}: {s.get('about', '')} ({len(s['experiments'])} experiments)")
@@ -115,7 +117,7 @@ def main(argv=None):
     if a.verify is not None: return _verify(p, a)
     cmd = shlex.join(['ltr_nb'] + list(sys.argv[1:] if argv is None else argv))
     with _sigterm_as_interrupt():
-        try: r = run_suite(**_args(a), command=cmd); finish_distributed()
+        try: r = run_suite(**suite_kwargs(a), command=cmd); finish_distributed()
         except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)        # on every process of a launched job
         except KeyboardInterrupt as e:
             why, code = ('terminated (SIGTERM)', 143) if isinstance(e, _Terminated) else ('interrupted', 130)

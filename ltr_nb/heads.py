@@ -4,7 +4,6 @@
 
 # %% ../nbs/06a_heads.ipynb #c8ce1450
 from __future__ import annotations
-import copy
 from dataclasses import dataclass
 from functools import partial
 import numpy as np
@@ -13,7 +12,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
-from fastcore.basics import store_attr
 from fastai.learner import Learner
 from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback
@@ -22,120 +20,18 @@ from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
 from fastcore.basics import noop
-from contextlib import contextmanager
-from .data import LTData, GROUPS
+from .data import LTData
 from .sampling import ClassSampler
-from .loaders import DeviceLoader, Normalize, lt_dls, SetEpoch, Deterministic, keep_cudnn
-from .adapters import as_splits, eval_loader, xy_batches, check_split, cls_counts_of, class_aware_dls
-from .metrics import lt_report, lt_metrics
-from .models import get_classifier, as_view, unwrap, rewrap
+from .loaders import DeviceLoader, lt_dls, SetEpoch, Deterministic, keep_cudnn
+from .adapters import check_split, cls_counts_of, class_aware_dls
+from .metrics import lt_report
+from .evaluate import Features, device_of, inputs_of, features_for, check_counts, predict_features, feats_report
+from .models import get_classifier, as_view, rewrap
 
 # %% auto #0
-__all__ = ['NCM_TRANSFORMS', 'NCM_METRICS', 'HEADS', 'Features', 'eval_mode', 'features_of', 'compute_features', 'cache_features',
-           'predict_features', 'feats_report', 'evaluate_model', 'tau_norm_linear', 'tau_norm', 'tau_sweep',
-           'plot_tau_sweep', 'NCMClassifier', 'ncm_head', 'ncm', 'HeadConfig', 'FreezeBodyBN', 'fit_head',
-           'reinit_classifier', 'crt', 'LWSLinear', 'lws', 'decoupled_heads']
-
-# %% ../nbs/06a_heads.ipynb #d84c072a
-@dataclass
-class Features:
-    "Features and labels of the train / valid / test splits under a fixed model (eval mode, no augmentation)."
-    train: torch.Tensor; y_train: torch.Tensor
-    valid: torch.Tensor; y_valid: torch.Tensor
-    test: torch.Tensor;  y_test: torch.Tensor
-    cls_counts: np.ndarray
-    def split(self, name:str) -> tuple:
-        "`(features, labels)` of 'train', 'valid' or 'test'."
-        check_split(name); return getattr(self, name), getattr(self, f'y_{name}')
-
-def _check_xy(x, y, what='features'):
-    if len(x) != len(y): raise ValueError(f"{what} has {len(x)} rows but labels has {len(y)}; they must match")
-
-@contextmanager
-def eval_mode(model:nn.Module):
-    "Put `model` in eval mode inside the block and restore every submodule's own mode after it."
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try: yield model
-    finally:
-        for m, t in modes: m.training = t
-
-def _device_of(m:nn.Module) -> torch.device:
-    t = next(iter(list(m.parameters()) + list(m.buffers())), None)
-    return t.device if t is not None else torch.device('cpu')
-
-# %% ../nbs/06a_heads.ipynb #94c55a76
-@torch.no_grad()
-def _outputs(m:nn.Module, fn, dl, what:str) -> tuple[torch.Tensor, torch.Tensor]:
-    "`fn(x)` of every batch of `dl` and its labels, on `m`'s device with `m` in eval mode (its modes restored after)."
-    dev = _device_of(m); outs, ys = [], []
-    with eval_mode(m):
-        for xb, yb in xy_batches(dl, what):
-            outs.append(fn(xb.to(dev)).float().cpu()); ys.append(torch.as_tensor(yb).as_subclass(torch.Tensor).long().cpu())
-    return (torch.cat(outs), torch.cat(ys)) if outs else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
-
-def features_of(model, dl, what:str='data') -> tuple[torch.Tensor, torch.Tensor]:
-    "Features and labels of every batch of the loader `dl`, on the model's device in eval mode (the model is not changed)."
-    view = as_view(model)
-    return _outputs(view.model, view.features, dl, what)
-
-def _inputs_of(model, data, feats=None):
-    "`(data, feats)`: a `Features` passed as `data` is taken as `feats`; a `Learner` brings its own data when none is given."
-    if isinstance(data, Features): feats, data = data, None
-    if data is None and isinstance(model, Learner): data = model.dls
-    return data, feats
-
-def compute_features(model, x:torch.Tensor, norm:Normalize|None=None, bs:int=512, device=None) -> torch.Tensor:
-    "Features of the tensor `x` in eval mode, batch by batch (no augmentation), on `x`'s device; batches go through the model's device."
-    dl = DeviceLoader(x, torch.zeros(len(x), dtype=torch.long, device=x.device), bs=bs, norm=norm, device=device or x.device)
-    return features_of(model, dl)[0].to(x.device)
-
-def _n_out(model) -> int: return get_classifier(model).out_features
-
-def _check_counts(cls_counts, n_out):
-    if len(cls_counts) != n_out:
-        raise ValueError(f"cls_counts has {len(cls_counts)} classes but the classifier has {n_out} outputs; they must match "
-                         f"(labels must be 0..{n_out - 1})")
-
-def cache_features(model, data=None, norm:Normalize|None=None, device=None, cls_counts=None) -> Features:
-    "Features of the train / valid / test splits of any data, computed once; class counts from the training labels unless given."
-    data, _ = _inputs_of(model, data)
-    if data is None: raise ValueError(f"data is None and model is a {type(model).__name__}; pass the data (an LTData, a fastai Learner or DataLoaders, a PyTorch DataLoader or Dataset)")
-    sp = as_splits(data)
-    if sp['train'] is None: raise ValueError("data has no training split; the heads need the training features")
-    out = {k: features_of(model, eval_loader(src, norm=norm), f'the {k} split of data') if src is not None
-           else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)) for k, src in sp.items()}
-    n = _n_out(model)
-    counts = as_array(cls_counts) if cls_counts is not None else np.bincount(out['train'][1].numpy(), minlength=n)
-    _check_counts(counts, n)
-    return Features(*out['train'], *out['valid'], *out['test'], counts)
-
-# %% ../nbs/06a_heads.ipynb #5837d951
-@torch.no_grad()
-def predict_features(head:nn.Module, feats:torch.Tensor, bs:int=4096) -> torch.Tensor:
-    "Logits (or scores) of `head` on cached features, computed on the head's device (its device and mode are kept), returned on the features' device."
-    dev = _device_of(head)
-    with eval_mode(head):
-        return torch.cat([head(feats[i:i + bs].to(dev)).float().to(feats.device) for i in range(0, len(feats), bs)]) if len(feats) else feats.new_zeros(0)
-
-def feats_report(model, feats:Features, split:str='test', many:int=100, few:int=20) -> dict:
-    "`lt_report` of `model`'s classifier (linear or NCM) on the cached features of 'train', 'valid' or 'test'."
-    x, y = feats.split(split)
-    if x is None or len(y) == 0: raise ValueError(f"split={split!r}: the features have no samples of this split (the data has no {split} split)")
-    return lt_report(predict_features(get_classifier(model), x), y, feats.cls_counts, many, few)
-
-@torch.no_grad()
-def evaluate_model(model, data=None, split:str='test', many:int=100, few:int=20, cls_counts=None) -> dict:
-    "`lt_report` of any model (or `Learner`) on a split of any data, in eval mode without augmentation; counts from the training labels."
-    check_split(split)
-    data, _ = _inputs_of(model, data)
-    sp = as_splits(data)
-    if sp[split] is None: raise ValueError(f"data has no {split!r} split; it has {[k for k, v in sp.items() if v is not None]}")
-    m = unwrap(model)
-    preds, ys = _outputs(m, m, eval_loader(sp[split]), f'the {split} split of data')
-    counts = as_array(cls_counts) if cls_counts is not None else cls_counts_of(data, preds.shape[1])
-    _check_counts(counts, preds.shape[1])
-    return lt_report(preds, ys, counts, many, few)
+__all__ = ['NCM_TRANSFORMS', 'NCM_METRICS', 'HEADS', 'tau_norm_linear', 'with_head', 'tau_norm', 'tau_sweep', 'plot_tau_sweep',
+           'NCMClassifier', 'ncm_head', 'ncm', 'HeadConfig', 'FreezeBodyBN', 'fit_head', 'reinit_classifier',
+           'head_inputs', 'crt', 'LWSLinear', 'lws', 'decoupled_heads']
 
 # %% ../nbs/06a_heads.ipynb #a9a9773f
 def tau_norm_linear(fc:nn.Linear, tau:float=1.0, keep_bias:bool=False) -> nn.Linear:
@@ -149,14 +45,14 @@ def tau_norm_linear(fc:nn.Linear, tau:float=1.0, keep_bias:bool=False) -> nn.Lin
         if new.bias is not None: new.bias.copy_(fc.bias.detach())
     return new
 
-def _with_head(model, head:nn.Module):
+def with_head(model, head:nn.Module):
     "A copy of `model` (same kind: module, view or `Learner`) whose classifier is `head`, on the old classifier's device."
-    head = head.to(_device_of(get_classifier(model)))
+    head = head.to(device_of(get_classifier(model)))
     return rewrap(model, as_view(model).with_classifier(head))
 
 def tau_norm(model, tau:float=1.0, keep_bias:bool=False):
     "A copy of `model` with a τ-normalised classifier."
-    return _with_head(model, tau_norm_linear(get_classifier(model, linear=True), tau, keep_bias))
+    return with_head(model, tau_norm_linear(get_classifier(model, linear=True), tau, keep_bias))
 
 # %% ../nbs/06a_heads.ipynb #ecf12225
 def tau_sweep(model, feats:Features, taus=None, keep_bias:bool=False, split:str='valid', many:int=100, few:int=20) -> dict:
@@ -166,7 +62,7 @@ def tau_sweep(model, feats:Features, taus=None, keep_bias:bool=False, split:str=
     x, y = feats.split(split)
     if len(y) == 0: raise ValueError(f"the {split} split is empty: τ must be chosen on held-out data; give data a validation split")
     fc = get_classifier(model, linear=True)
-    _check_counts(feats.cls_counts, fc.out_features)
+    check_counts(feats.cls_counts, fc.out_features)
     reps = [lt_report(predict_features(tau_norm_linear(fc, t, keep_bias), x), y, feats.cls_counts, many, few) for t in taus]
     best = int(np.argmax([r['mean_cls'] for r in reps]))
     return dict(taus=taus.tolist(), reports=reps, best_tau=float(taus[best]))
@@ -182,6 +78,9 @@ def plot_tau_sweep(sweep:dict, ax=None, title:str|None=None):
 
 # %% ../nbs/06a_heads.ipynb #be9f9f75
 NCM_TRANSFORMS, NCM_METRICS = ('none', 'l2', 'center_l2'), ('cos', 'euclid')
+
+def _check_xy(x, y, what='features'):
+    if len(x) != len(y): raise ValueError(f"{what} has {len(x)} rows but labels has {len(y)}; they must match")
 
 class NCMClassifier(nn.Module):
     "Nearest-class-mean head: scores of (transformed) features against class means."
@@ -212,18 +111,10 @@ def ncm_head(feats:torch.Tensor, labels:torch.Tensor, n_cls:int, transform:str='
     head.means = t.new_zeros(n_cls, feats.shape[1]).index_add_(0, labels, t) / counts[:, None]
     return head
 
-def _feats_for(name, model, data, feats, device=None) -> Features:
-    "Cached features from `feats`, or computed from `data` (a `Features` passed as `data` is taken as `feats`; a `Learner` brings its data)."
-    data, feats = _inputs_of(model, data, feats)
-    if feats is not None: return feats
-    if data is None: raise ValueError(f"{name} needs data (an LTData, a fastai Learner or DataLoaders, a PyTorch DataLoader or Dataset) "
-                                      f"or cached feats; got a {type(model).__name__} and neither")
-    return cache_features(model, data, device=device)
-
 def ncm(model, data=None, feats:Features|None=None, transform:str='center_l2', metric:str='cos', device=None):
     "A copy of `model` whose classifier is the NCM head of the training features of `data` (or of cached `feats`)."
-    f = _feats_for('ncm', model, data, feats, device)
-    return _with_head(model, ncm_head(f.train, f.y_train, len(f.cls_counts), transform, metric))
+    f = features_for('ncm', model, data, feats, device)
+    return with_head(model, ncm_head(f.train, f.y_train, len(f.cls_counts), transform, metric))
 
 # %% ../nbs/06a_heads.ipynb #30c74967
 @dataclass
@@ -288,21 +179,21 @@ def reinit_classifier(fc:nn.Linear, seed:int=0) -> nn.Linear:
         torch.manual_seed(seed)
         return nn.Linear(fc.in_features, fc.out_features, bias=fc.bias is not None).to(fc.weight.device)
 
-def _head_inputs(name, model, data, feats, cfg, device):
+def head_inputs(name, model, data, feats, cfg, device):
     "The classifier, the cached features (cached mode), the data and the class counts of a trained head, checked."
     fc = get_classifier(model, linear=True)
-    data, feats = _inputs_of(model, data, feats)
-    if cfg.mode == 'cached': feats = _feats_for(name, model, data, feats, device)
+    data, feats = inputs_of(model, data, feats)
+    if cfg.mode == 'cached': feats = features_for(name, model, data, feats, device)
     elif data is None: raise ValueError(f"{name} in mode='live' needs data (an LTData or a fastai DataLoaders / Learner)")
     counts = feats.cls_counts if cfg.mode == 'cached' else cls_counts_of(data, fc.out_features)
-    _check_counts(counts, fc.out_features)
+    check_counts(counts, fc.out_features)
     return fc, feats, data, counts
 
 def crt(model, data=None, feats:Features|None=None, cfg:HeadConfig|None=None, device=None):
     "Classifier re-training: a copy of `model` with (W, b) re-initialised and retrained on class-balanced batches."
     cfg = cfg or HeadConfig()
-    fc, feats, data, _ = _head_inputs('crt', model, data, feats, cfg, device)
-    return _with_head(model, fit_head(reinit_classifier(fc, cfg.seed), model, data, feats, cfg, device))
+    fc, feats, data, _ = head_inputs('crt', model, data, feats, cfg, device)
+    return with_head(model, fit_head(reinit_classifier(fc, cfg.seed), model, data, feats, cfg, device))
 
 # %% ../nbs/06a_heads.ipynb #65c60ab9
 class LWSLinear(nn.Module):
@@ -330,8 +221,8 @@ class LWSLinear(nn.Module):
 def lws(model, data=None, feats:Features|None=None, cfg:HeadConfig|None=None, scale_bias:bool=False, device=None):
     "Learnable weight scaling: a copy of `model` whose classifier rows are $f_j w_j$, only $f$ learned (class-balanced)."
     cfg = cfg or HeadConfig()
-    fc, feats, data, _ = _head_inputs('lws', model, data, feats, cfg, device)
-    return _with_head(model, fit_head(LWSLinear(fc, scale_bias), model, data, feats, cfg, device).to_linear())
+    fc, feats, data, _ = head_inputs('lws', model, data, feats, cfg, device)
+    return with_head(model, fit_head(LWSLinear(fc, scale_bias), model, data, feats, cfg, device).to_linear())
 
 # %% ../nbs/06a_heads.ipynb #214bbba0
 HEADS = {'ncm': 'NCM', 'crt': 'cRT', 'tau_norm': 'τ-norm', 'lws': 'LWS'}
@@ -342,8 +233,8 @@ def decoupled_heads(model, data=None, heads=('ncm', 'crt', 'tau_norm', 'lws'), c
     bad = [h for h in heads if h not in HEADS]
     if bad: raise ValueError(f"heads={bad} are unknown; choose from {list(HEADS)}")
     cfg = cfg or HeadConfig()
-    data, _ = _inputs_of(model, data)
-    feats = _feats_for('decoupled_heads', model, data, None, device)
+    data, _ = inputs_of(model, data)
+    feats = features_for('decoupled_heads', model, data, None, device)
     out = {}
     def _rep(m, **extra): return dict(model=m, test=feats_report(m, feats, 'test', many, few), valid=feats_report(m, feats, 'valid', many, few), **extra)
     for h in heads:  # live-mode heads ignore the cached features

@@ -17,7 +17,8 @@ from fastai.torch_core import set_seed
 from .models import as_view, rewrap, get_classifier
 from .sampling import sampler_for
 from .train import TrainConfig, lt_learner, default_model
-from .heads import decoupled_heads, HeadConfig, HEADS, cache_features, feats_report
+from .heads import decoupled_heads, HeadConfig, HEADS
+from .evaluate import cache_features, feats_report
 from .onestage import LA_KINDS, LA_TAUS, tune_la, onestage_learner, LogitAdjustedLoss
 from .wb import wb_stage2, WBConfig, cb_weights
 from .tuning import grid_search, check_grid

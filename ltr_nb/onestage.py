@@ -16,7 +16,8 @@ from dataclasses import asdict, replace
 from fastai.torch_core import set_seed
 from .core import env_info, as_array
 from .data import LTData
-from .heads import Features, _feats_for, _with_head, predict_features, feats_report
+from .evaluate import Features, features_for, predict_features, feats_report
+from .heads import with_head
 from .train import TrainConfig, default_model, lt_learner, fit_lt, evaluate
 
 # %% auto #0
@@ -129,11 +130,11 @@ def la_linear(fc:nn.Linear, priors, tau:float=1.0, kind:str='mult') -> nn.Linear
 
 def logit_adjusted(model, cls_counts, tau:float=1.0, kind:str='mult'):
     "A copy of `model` (module, view or `Learner`) whose linear classifier is logit-adjusted with the priors of `cls_counts`."
-    return _with_head(model, la_linear(get_classifier(model, linear=True), class_priors(cls_counts), tau, kind))
+    return with_head(model, la_linear(get_classifier(model, linear=True), class_priors(cls_counts), tau, kind))
 
 def tune_la(model, data=None, feats:Features|None=None, kind:str='mult', taus=None, many:int=100, few:int=20, device=None) -> dict:
     "τ of a post-hoc logit adjustment chosen on the validation split: `dict(model, tau, sweep)` (sweep on validation; plot with `plot_tau_sweep`)."
-    f = _feats_for('tune_la', model, data, feats, device)
+    f = features_for('tune_la', model, data, feats, device)
     if len(f.y_valid) == 0: raise ValueError("the validation split is empty: τ must be chosen on held-out data; give data a validation split")
     fc = get_classifier(model, linear=True)
     sw = la_sweep(predict_features(fc, f.valid), f.y_valid, f.cls_counts, taus, kind, many, few)
@@ -163,7 +164,7 @@ def train_onestage(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:flo
     cfg = cfg or TrainConfig()
     learn = fit_lt(onestage_learner(data, cfg, wd, fr, path=path, quiet=quiet, device=device, cbs=cbs), resume=resume, ckpt=ckpt)
     m = learn.model.eval()
-    f = _feats_for('train_onestage', m, data, None, device)      # once: τ is tuned and the reports computed on the same features
+    f = features_for('train_onestage', m, data, None, device)      # once: τ is tuned and the reports computed on the same features
     la = tune_la(m, feats=f, kind=la_kind, taus=LA_TAUS if taus is None else taus, many=cfg.many, few=cfg.few)
     res = dict(method='onestage', sampler=str(cfg.sampler), seed=cfg.seed, test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'),
                la=dict(kind=la_kind, tau=la['tau'], test=feats_report(la['model'], f, 'test', cfg.many, cfg.few),

@@ -67,7 +67,7 @@ def compare_runs(old:dict, new:dict, same_path:bool, k:float|None=None) -> dict:
 # %% ../nbs/09a_verify.ipynb #f042fd2e
 def verify_folder(folder, only:list|None=None, device:str|None=None, data_root=None, keep=None, weights:bool=False) -> dict:
     "Re-run the command that produced results folder `folder` into a temporary folder (or `keep`) and compare row by row; `dict(rows, same_path, ok)`. `weights`: start from the folder's trained weights (only heads, adjustments and evaluation are re-computed)."
-    from ltr_nb.cli import _parser, _args
+    from ltr_nb.cli import command_parser, suite_kwargs
     from ltr_nb.runner import run_suite       # (the runner's command line, read as the recorded command says)
     folder = Path(folder)
     if not folder.is_dir() or read_manifest(folder) is None:
@@ -75,7 +75,7 @@ def verify_folder(folder, only:list|None=None, device:str|None=None, data_root=N
     rec = read_json(folder/'results.json', 'results record', keys=('command', 'runs', 'env'))
     argv = shlex.split(rec['command'] or '')[1:]
     if not argv and rec['command'] != 'ltr_nb': raise StateError(f"{str(folder/'results.json')!r} records no command to re-run")
-    a = _parser().parse_args(argv); kw = _args(a)
+    a = command_parser().parse_args(argv); kw = suite_kwargs(a)
     if only is not None:
         missing = [n for n in only if n not in rec['runs']]
         if missing: raise ValueError(f"only={','.join(only)!r}: {missing} are not in {str(folder)!r}; it holds {list(rec['runs'])}")

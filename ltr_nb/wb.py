@@ -16,7 +16,8 @@ from fastai.callback.core import Callback
 from .data import LTData
 from .models import get_classifier
 from .train import TrainConfig, train_joint
-from .heads import HeadConfig, Features, cache_features, fit_head, feats_report, _with_head, _feats_for, _head_inputs, _inputs_of
+from .evaluate import Features, cache_features, feats_report, features_for, inputs_of
+from .heads import HeadConfig, fit_head, with_head, head_inputs
 
 # %% auto #0
 __all__ = ['cb_weights', 'CBLoss', 'maxnorm_', 'maxnorm_radius', 'MaxNorm', 'L2NormLinear', 'WBConfig', 'wb_stage2', 'tune_wd',
@@ -115,11 +116,11 @@ class WBConfig:
 def wb_stage2(model, data=None, cfg:WBConfig|None=None, feats:Features|None=None, device=None):
     "Stage 2: a copy of `model` (any model or `Learner`) whose classifier is fine-tuned with the (class-balanced) loss, weight decay and MaxNorm."
     cfg = cfg or WBConfig()
-    fc, feats, data, counts = _head_inputs('wb_stage2', model, data, feats, cfg.head_config(), device)
+    fc, feats, data, counts = head_inputs('wb_stage2', model, data, feats, cfg.head_config(), device)
     fc = copy.deepcopy(fc)
     loss = CBLoss(counts, cfg.beta, cfg.cb_kind) if cfg.loss == 'cb' else nn.CrossEntropyLoss()
     cbs = [MaxNorm(cfg.radius, cfg.r, cfg.per)] if cfg.maxnorm else []
-    return _with_head(model, fit_head(fc, model, data, feats, cfg.head_config(), device, loss_func=loss, cbs=cbs))
+    return with_head(model, fit_head(fc, model, data, feats, cfg.head_config(), device, loss_func=loss, cbs=cbs))
 
 # %% ../nbs/06b_wb.ipynb #33ced157
 def tune_wd(data:LTData, cfg:TrainConfig, wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2), device=None) -> dict:
@@ -135,8 +136,8 @@ def tune_wd(data:LTData, cfg:TrainConfig, wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2), de
 def tune_radius(model, data=None, cfg:WBConfig|None=None, rs=(0.1, 0.0, 0.2, 0.5, 1.0), feats=None, device=None) -> dict:
     "Stage 2 for each relative MaxNorm radius `r`; returns the models and the r with the best validation mean per-class accuracy (ties: the first in `rs`)."
     cfg = cfg or WBConfig()
-    data, feats = _inputs_of(model, data, feats)
-    feats = _feats_for('tune_radius', model, data, feats, device)
+    data, feats = inputs_of(model, data, feats)
+    feats = features_for('tune_radius', model, data, feats, device)
     models = {r: wb_stage2(model, data, WBConfig(**{**asdict(cfg), 'r': r, 'radius': None}), feats, device) for r in rs}
     val = {r: feats_report(m, feats, 'valid')['mean_cls'] for r, m in models.items()}
     return dict(models=models, best_r=max(val, key=val.get), val=val)

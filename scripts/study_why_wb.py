@@ -34,7 +34,8 @@ from ltr_nb.core import env_info
 from ltr_nb.data import lt_dataset
 from ltr_nb.train import recipe, lt_learner, fit_lt, evaluate, default_model, TrainedEpochCallback, BestValid
 from ltr_nb.models import get_classifier, DEFAULT_ARCH
-from ltr_nb.heads import cache_features, feats_report, predict_features, decoupled_heads
+from ltr_nb.heads import decoupled_heads
+from ltr_nb.evaluate import cache_features, feats_report, predict_features
 from ltr_nb.wb import WBConfig, wb_stage2
 from ltr_nb.onestage import with_etf, onestage_learner, class_priors, logit_adjust, tune_la, LA_TAUS
 from ltr_nb.runner import write_json

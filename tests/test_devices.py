@@ -75,7 +75,8 @@ def test_deterministic_only_during_the_fit(digits, tmp_path, user_flags):
 
 def test_results_on_the_inputs_device():
     "Cached-feature predictions come back on the features' device ('meta' stands in for a GPU: it carries devices, not data; the rest is in nbs/10_gpu.ipynb)."
-    from ltr_nb.heads import predict_features, tau_norm_linear
+    from ltr_nb.heads import tau_norm_linear
+    from ltr_nb.evaluate import predict_features
     head, f = torch.nn.Linear(8, 3).to('meta'), torch.empty(10, 8, device='meta')
     assert predict_features(head, f).device.type == 'meta' and predict_features(head, f[:0]).device.type == 'meta'
     assert tau_norm_linear(head, 1.).weight.device.type == 'meta'

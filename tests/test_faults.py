@@ -256,7 +256,7 @@ def test_bf16_from_the_command_line(list_folder, tmp_path, data):
 def test_report_of_a_missing_split_raises(list_folder):
     "feats_report / lt_report on a split the data does not have: an error, not a report of NaNs."
     from fastai.vision.all import ImageDataLoaders, Resize
-    from ltr_nb.heads import cache_features, feats_report
+    from ltr_nb.evaluate import cache_features, feats_report
     from ltr_nb.metrics import lt_report
     from ltr_nb.models import create_model
     dls = ImageDataLoaders.from_folder(list_folder, train='train', valid='val', item_tfms=Resize(8), bs=16, device='cpu')
