@@ -21,7 +21,7 @@ from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
 from fastcore.basics import noop
 from .data import LTData
-from .sampling import ClassSampler
+from .sampling import SAMPLERS, sampler_for
 from .loaders import DeviceLoader, lt_dls, SetEpoch, Deterministic, keep_cudnn
 from .adapters import check_split, cls_counts_of, class_aware_dls
 from .metrics import lt_report
@@ -121,7 +121,7 @@ def ncm(model, data=None, feats:Features|None=None, transform:str='center_l2', m
 class HeadConfig:
     "Recipe for training a head on class-balanced batches (cRT, LWS)."
     epochs:int = 10; lr:float = 0.1; bs:int = 128; momentum:float = 0.9; wd:float = 5e-4
-    q:float = 0.0              # sampling exponent (0: class-balanced, the paper)
+    sampler:str|float = 'cb'   # batches: 'cb' (class-balanced, the paper), 'sqrt', 'ib' or an exponent q in [0, 1]
     mode:str = 'cached'        # 'cached' features or 'live' through the frozen body
     freeze_bn:bool = True      # live mode: keep the body's BatchNorm statistics frozen (references: False)
     augment:dict|str|None = 'default' # live mode on an LTData: batched augmentation (default: the dataset's recipe)
@@ -130,6 +130,8 @@ class HeadConfig:
         if self.mode not in ('cached', 'live'): raise ValueError(f"mode={self.mode!r} is not valid; choose 'cached' or 'live'")
         if self.wd < 0: raise ValueError(f"wd={self.wd} must be >= 0")
         if self.epochs < 1: raise ValueError(f"epochs={self.epochs} must be >= 1")
+        ok = self.sampler in SAMPLERS if isinstance(self.sampler, str) else isinstance(self.sampler, (int, float)) and 0 <= self.sampler <= 1
+        if not ok: raise ValueError(f"sampler={self.sampler!r} is not valid; choose one of {list(SAMPLERS)} or a number q in [0, 1]")
 
 class FreezeBodyBN(Callback):
     "Keep every BatchNorm layer outside the `head` in eval mode while training (frozen running statistics)."
@@ -144,19 +146,19 @@ class FreezeBodyBN(Callback):
 def _live_dls(data, cfg:HeadConfig, device=None) -> DataLoaders:
     "Class-aware training batches with augmentation for live head training: an `LTData`, or the user's fastai loaders."
     if isinstance(data, Learner): data = data.dls
-    if isinstance(data, LTData): return lt_dls(data, bs=cfg.bs, sampler=cfg.q, augment=cfg.augment, device=device, seed=cfg.seed)
-    if isinstance(data, DataLoaders): return class_aware_dls(data, cfg.q, seed=cfg.seed)  # the user's transforms and batch size
+    if isinstance(data, LTData): return lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
+    if isinstance(data, DataLoaders): return class_aware_dls(data, cfg.sampler, seed=cfg.seed)  # the user's transforms and batch size
     raise ValueError(f"mode='live' trains through the training loader: pass an LTData or a fastai DataLoaders / Learner, not a "
                      f"{type(data).__name__}; other data works in mode='cached' (the default)")
 
 def fit_head(head:nn.Module, model, data, feats:Features|None, cfg:HeadConfig, device=None, loss_func=None, cbs=()) -> nn.Module:
-    "Train `head` (in place) on batches drawn with `cfg.q`: on cached `feats`, or live through a frozen copy of `model`."
+    "Train `head` (in place) on batches drawn with `cfg.sampler`: on cached `feats`, or live through a frozen copy of `model`."
     loss_func = loss_func or nn.CrossEntropyLoss()
     set_seed(cfg.seed)
     opt = partial(SGD, mom=cfg.momentum, decouple_wd=False)
     sched = ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})
     if cfg.mode == 'cached':
-        s = ClassSampler(feats.y_train, cfg.q, seed=cfg.seed)
+        s = sampler_for(cfg.sampler, feats.y_train, seed=cfg.seed)
         tr = DeviceLoader(feats.train, feats.y_train, bs=cfg.bs, sampler=s, device=device, seed=cfg.seed)
         va = DeviceLoader(feats.valid, feats.y_valid, bs=1024, device=device)
         learn = Learner(DataLoaders(tr, va, device=device), head, loss_func=loss_func, opt_func=opt, lr=cfg.lr,

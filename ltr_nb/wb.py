@@ -97,30 +97,27 @@ class L2NormLinear(nn.Linear):
 
 # %% ../nbs/06b_wb.ipynb #4b8750ae
 @dataclass
-class WBConfig:
-    "Stage 2 of weight balancing: class-balanced loss + weight decay + MaxNorm on the frozen body's classifier."
-    epochs:int = 10; lr:float = 0.01; bs:int = 64; wd:float = 0.1
+class WBConfig(HeadConfig):
+    "Stage 2 of weight balancing: a head recipe (`HeadConfig`, with stage 2's defaults) that fine-tunes the trained classifier with a class-balanced loss, weight decay and MaxNorm."
+    lr:float = 0.01; bs:int = 64; wd:float = 0.1
+    sampler:str|float = 'ib'   # instance-balanced batches: the class balance is in the loss
     loss:str = 'cb'            # 'cb' (class-balanced) or 'ce'
     cb_kind:str = 'ce'         # class-balanced loss: 'ce' (weighted CE), 'bce_softmax' (reference), 'focal'
     beta:float = 0.9999
     maxnorm:bool = True; radius:float|None = None; r:float = 0.1; per:str = 'step'
-    mode:str = 'cached'; freeze_bn:bool = True; augment:dict|str|None = 'default'; seed:int = 0
     def __post_init__(self):
+        super().__post_init__()
         if self.loss not in ('cb', 'ce'): raise ValueError(f"loss={self.loss!r} is not valid; choose 'cb' or 'ce'")
-        if self.wd < 0: raise ValueError(f"wd={self.wd} must be >= 0")
         if self.radius is not None and self.radius < 0: raise ValueError(f"radius={self.radius} must be >= 0")
-    def head_config(self) -> HeadConfig:
-        return HeadConfig(epochs=self.epochs, lr=self.lr, bs=self.bs, wd=self.wd, q=1.0, mode=self.mode,
-                          freeze_bn=self.freeze_bn, augment=self.augment, seed=self.seed)
 
 def wb_stage2(model, data=None, cfg:WBConfig|None=None, feats:Features|None=None, device=None):
     "Stage 2: a copy of `model` (any model or `Learner`) whose classifier is fine-tuned with the (class-balanced) loss, weight decay and MaxNorm."
     cfg = cfg or WBConfig()
-    fc, feats, data, counts = head_inputs('wb_stage2', model, data, feats, cfg.head_config(), device)
+    fc, feats, data, counts = head_inputs('wb_stage2', model, data, feats, cfg, device)
     fc = copy.deepcopy(fc)
     loss = CBLoss(counts, cfg.beta, cfg.cb_kind) if cfg.loss == 'cb' else nn.CrossEntropyLoss()
     cbs = [MaxNorm(cfg.radius, cfg.r, cfg.per)] if cfg.maxnorm else []
-    return with_head(model, fit_head(fc, model, data, feats, cfg.head_config(), device, loss_func=loss, cbs=cbs))
+    return with_head(model, fit_head(fc, model, data, feats, cfg, device, loss_func=loss, cbs=cbs))
 
 # %% ../nbs/06b_wb.ipynb #33ced157
 def tune_wd(data:LTData, cfg:TrainConfig, wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2), device=None) -> dict:
