@@ -3,7 +3,7 @@
 
 Three stage-1 runs per seed, each `--epochs` epochs of SGD + cosine with the library's Fashion-MNIST recipe (small CNN,
 batch 128, lr 0.05, instance-balanced sampling), the per-epoch analysis (`AnalysisRecorder`: FDR, cone statistics,
-NC measures, weight norms on 50 training images per class) and the best epoch kept on validation (`BestValid`):
+NC measures, weight norms on 50 training images per class); the last and the best-on-validation weights are kept:
 
     ce        cross-entropy with the usual small weight decay 5e-4 (the papers' "naive" baseline)
     wd        cross-entropy with weight decay 5e-3 (weight balancing's stage 1)
@@ -11,9 +11,10 @@ NC measures, weight norms on 50 training images per class) and the best epoch ke
               + a fixed simplex-ETF classifier (weight frozen and not decayed, bias trained)
 
 Every run checkpoints each epoch and resumes where it stopped when the command is repeated; a finished run is
-skipped. `--post` then evaluates, per seed whose three runs are finished: the decoupled heads and post-hoc logit
-adjustment (additive and multiplicative, τ chosen on validation) on `ce`, weight balancing's stage 2 and post-hoc
-LA on `wd`, LA on `onestage`, the analysis of the final features (FDR, cone effect per stage for trained, random
+skipped. `--post` then evaluates the last epoch (the runner's rule; `--select best` for the best on validation), per
+seed whose three runs are finished: the decoupled heads and post-hoc logit adjustment (additive and multiplicative, τ
+chosen on validation) on `ce`, weight balancing's stage 2 (the library's defaults, and its weight decay and MaxNorm
+radius chosen on validation over the fmnist-lt suite's grid) and post-hoc LA on `wd`, LA on `onestage`, the analysis of the final features (FDR, cone effect per stage for trained, random
 and noise inputs, NC), and stage 2 read as a logit adjustment; then the table over seeds (mean ± std).
 
     .venv/bin/python scripts/study_why_wb.py --seeds 0 1 2 --worker 0/2 &    # two 1-thread workers share the jobs
@@ -36,7 +37,8 @@ from ltr_nb.train import recipe, lt_learner, fit_lt, evaluate, default_model, Tr
 from ltr_nb.models import get_classifier, DEFAULT_ARCH
 from ltr_nb.heads import decoupled_heads
 from ltr_nb.evaluate import cache_features, feats_report, predict_features
-from ltr_nb.wb import WBConfig, wb_stage2
+from ltr_nb.wb import WBConfig, wb_stage2, maxnorm_radius
+from ltr_nb.methods import METHODS, RowContext
 from ltr_nb.onestage import with_etf, onestage_learner, class_priors, logit_adjust, tune_la, LA_TAUS
 from ltr_nb.runner import write_json
 from ltr_nb.core import load_state
@@ -44,6 +46,18 @@ from ltr_nb.analysis import AnalysisRecorder, fdr, cone_stats, cone_by_stage, nc
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = {'ce': dict(wd=5e-4), 'wd': dict(wd=5e-3), 'onestage': dict(wd=0.0, wd_loss=5e-3, fr=0.01)}
+WEIGHTS = {'last': 'final.pth', 'best': 'best.pth'}     # last epoch: the runner's rule, used by every table of the project
+STAGE2_GRID = dict(wd2=[0, 1e-4, 1e-3, 1e-2, 0.1], r=[0, 0.1, 0.2, 0.5, 1.0])   # the fmnist-lt suite's wb-paper grid
+
+
+def norm_fit(w1, w2, counts, inside=None) -> dict:
+    "Stage 2 read as a multiplicative LA: log(|w2_c| / |w1_c|) against log pi_c (slope -tau), over all rows or the rows `inside`."
+    lr = (w2.norm(dim=1) / w1.norm(dim=1)).log().double().numpy(); lp = class_priors(counts).log().numpy()
+    keep = np.ones(len(lr), bool) if inside is None else np.asarray(inside)
+    out = dict(log_norm_ratio=lr.tolist(), log_prior=lp.tolist(), rows=int(keep.sum()))
+    if keep.sum() < 3: return dict(out, implied_tau=None, intercept=None, r2=None)
+    slope, icpt = np.polyfit(lp[keep], lr[keep], 1)
+    return dict(out, implied_tau=float(-slope), intercept=float(icpt), r2=float(np.corrcoef(lp[keep], lr[keep])[0, 1] ** 2))
 STAGES = {'smallcnn': ['body.2', 'body.5', 'body.9', 'body.13', 'body.15'], 'mlp': ['body.1', 'body.3']}
 
 
@@ -137,7 +151,7 @@ def analyse(m, f, data, arch, seed):
     return out
 
 
-def post(seed, out, data):
+def post(seed, out, data, select='last'):
     runs = {}
     for r in RUNS:
         rec = out / 'runs' / f'{r}-s{seed}' / 'record.json'
@@ -147,7 +161,7 @@ def post(seed, out, data):
     models, feats = {}, {}
     for r in RUNS:
         m, arch = model_for(r, data, seed)
-        m.load_state_dict(load_state(out / 'runs' / f'{r}-s{seed}' / 'models' / 'best.pth', 'best weights')); models[r] = m.eval()
+        m.load_state_dict(load_state(out / 'runs' / f'{r}-s{seed}' / 'models' / WEIGHTS[select], f'{select}-epoch weights')); models[r] = m.eval()
         feats[r] = cache_features(m, data)
     counts = data.cls_counts; rows = {}
     rows['CE (WD 5e-4)'] = dict(test=feats_report(models['ce'], feats['ce'], 'test', 1000, 200))
@@ -157,25 +171,31 @@ def post(seed, out, data):
     rows['WD 5e-3 (stage 1)'] = dict(test=feats_report(models['wd'], feats['wd'], 'test', 1000, 200))
     rows.update(la_rows('WD 5e-3', models['wd'], feats['wd'], ('add', 'mult')))
     wb = wb_stage2(models['wd'], data, WBConfig(seed=seed), feats=feats['wd'])
-    rows['WB (WD 5e-3 + stage 2)'] = dict(test=feats_report(wb, feats['wd'], 'test', 1000, 200))
+    rows['WB (WD 5e-3 + stage 2, defaults)'] = dict(test=feats_report(wb, feats['wd'], 'test', 1000, 200))
+    ctx = RowContext(seed=seed, device='cpu', many=1000, few=200)     # stage 2's WD and radius chosen on validation, the method's own post
+    tw = METHODS['wb'].post(models['wd'], data, dict(wd=5e-3, **STAGE2_GRID), ctx)
+    rows['WB (WD 5e-3 + stage 2 tuned)'] = dict(test=tw['test'], stage2=tw['tuned']['best'], curve=tw['tuned']['curve'])
     rows['one-stage (WD + FR + ETF)'] = dict(test=feats_report(models['onestage'], feats['onestage'], 'test', 1000, 200))
     rows.update(la_rows('one-stage', models['onestage'], feats['onestage'], ('mult',)))
     # stage 2 read as a logit adjustment: the log-ratio of WB's row norms to stage 1's against log π (slope -τ, multiplicative LA)
-    w1, w2 = get_classifier(models['wd']).weight.detach(), get_classifier(wb).weight.detach()
-    lr = (w2.norm(dim=1) / w1.norm(dim=1)).log().double().numpy(); lp = class_priors(counts).log().numpy()
-    slope, icpt = np.polyfit(lp, lr, 1); r2 = float(np.corrcoef(lp, lr)[0, 1] ** 2)
+    # MaxNorm caps rows at its radius and can force a straight line; so the fit is also made on the rows inside the radius,
+    # and on stage 2 without MaxNorm; the agreement with LA also at the τ the norms imply (no validation set involved)
     fc1, fc2 = get_classifier(models['wd']), get_classifier(wb)
+    w1, w2 = fc1.weight.detach(), fc2.weight.detach()
+    radius = maxnorm_radius(fc1, WBConfig().r)
+    free = wb_stage2(models['wd'], data, WBConfig(seed=seed, maxnorm=False), feats=feats['wd'])
+    fit, fit_free = norm_fit(w1, w2, counts), norm_fit(w1, get_classifier(free).weight.detach(), counts)
+    fit_inside = norm_fit(w1, w2, counts, inside=(w2.norm(dim=1) < radius * (1 - 1e-3)).numpy())
     z1, z2 = predict_features(fc1, feats['wd'].test), predict_features(fc2, feats['wd'].test)
     tau_la = rows['WD 5e-3 + post-hoc LA (mult)']['tau']
-    zla = logit_adjust(z1, class_priors(counts), tau_la, 'mult')
-    implicit = dict(log_norm_ratio=lr.tolist(), log_prior=lp.tolist(), implied_tau=float(-slope), intercept=float(icpt), r2=r2,
-                    mean_logit_shift=(z2 - z1).mean(0).tolist(), tau_la_valid=tau_la,
-                    agree_wb_la=float((z2.argmax(1) == zla.argmax(1)).double().mean()),
-                    agree_wb_stage1=float((z2.argmax(1) == z1.argmax(1)).double().mean()),
+    agree = lambda tau: float((z2.argmax(1) == logit_adjust(z1, class_priors(counts), tau, 'mult').argmax(1)).double().mean())
+    implicit = dict(**fit, radius=radius, inside=fit_inside, no_maxnorm=fit_free,
+                    mean_logit_shift=(z2 - z1).mean(0).tolist(), tau_la_valid=tau_la, agree_wb_la=agree(tau_la),
+                    agree_wb_la_implied=agree(fit['implied_tau']), agree_wb_stage1=float((z2.argmax(1) == z1.argmax(1)).double().mean()),
                     cos_w1_w2=torch.nn.functional.cosine_similarity(w1, w2, dim=1).tolist())
     ana = {r: analyse(models[r], feats[r], data, arch, seed) for r in RUNS}
     ana['wb'] = dict(wnorm=w2.norm(dim=1).tolist())
-    res = dict(seed=seed, rows=rows, implicit_la=implicit, analysis=ana, env=env_info(seed=seed, command=' '.join(sys.argv)))
+    res = dict(seed=seed, select=select, rows=rows, implicit_la=implicit, analysis=ana, env=env_info(seed=seed, command=' '.join(sys.argv)))
     write_json(out / f'post-s{seed}.json', res)
     return res
 
@@ -189,14 +209,15 @@ def table(out, seeds):
         return f"{100 * np.mean(v):.1f} ± {100 * np.std(v):.1f}" if len(v) > 1 else f"{100 * v[0]:.1f}"
     rec0 = json.loads((out / 'runs' / f"ce-s{posts[0]['seed']}" / 'record.json').read_text())
     lines = [f"{rec0['data'].get('dataset', 'data')}-LT (IF {rec0['data'].get('imb_factor', '?')}), {rec0['config']['arch'] or 'default model'}, {rec0['epochs']} epochs, "
-             f"test accuracy (%) of the best-on-validation epoch, seeds {[p['seed'] for p in posts]} (mean ± std), Many > 1000 / Few < 200", '',
-             '| method | Many | Medium | Few | All | τ |', '|---|---:|---:|---:|---:|---:|']
+             f"test accuracy (%) of the {dict(last='last', best='best-on-validation')[posts[0].get('select', 'best')]} epoch, seeds {[p['seed'] for p in posts]} (mean ± std), Many > 1000 / Few < 200", '',
+             '| method | Many | Medium | Few | All | τ / stage 2 chosen |', '|---|---:|---:|---:|---:|---:|']
     summ = {}
     for n in names:
         vals = {k: [p['rows'][n]['test'][k] for p in posts] for k in keys}
         taus = [p['rows'][n]['tau'] for p in posts if 'tau' in p['rows'][n]]
         summ[n] = dict(**{k: dict(mean=float(np.mean(v)), std=float(np.std(v)), values=v) if None not in v else None for k, v in vals.items()}, tau=taus)
-        lines.append(f"| {n} | " + ' | '.join(ms(vals[k]) for k in keys) + f" | {', '.join(f'{t:g}' for t in taus)} |")
+        chosen = [f"wd2 {p['rows'][n]['stage2']['wd2']:g}, r {p['rows'][n]['stage2']['r']:g}" for p in posts if 'stage2' in p['rows'][n]]
+        lines.append(f"| {n} | " + ' | '.join(ms(vals[k]) for k in keys) + f" | {'; '.join([f'{t:g}' for t in taus] + chosen)} |")
     write_json(out / 'summary.json', dict(seeds=[p['seed'] for p in posts], rows=summ))
     (out / 'table.md').write_text('\n'.join(lines) + '\n')
     return '\n'.join(lines)
@@ -211,6 +232,7 @@ def main(argv=None):
     p.add_argument('--worker', default='0/1', help='i/n: train every n-th job starting at i (run n workers side by side)')
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: 1 with several workers, else all)')
     p.add_argument('--post', action='store_true', help='evaluate and analyse finished seeds, write the table')
+    p.add_argument('--select', default='last', choices=list(WEIGHTS), help="which epoch's weights --post reads: the last (the runner's rule) or the best on validation")
     a = p.parse_args(argv)
     if len(set(a.seeds)) != len(a.seeds): p.error(f'--seeds {a.seeds} has duplicates')
     if a.epochs < 1: p.error(f'--epochs {a.epochs} must be >= 1')
@@ -220,7 +242,7 @@ def main(argv=None):
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     data = lt_dataset(a.dataset, imb_factor=a.imb_factor)
     if a.post:
-        for s in a.seeds: post(s, out, data)
+        for s in a.seeds: post(s, out, data, a.select)
         t = table(out, a.seeds); print(t or 'no finished seed')
         return
     jobs = [(r, s) for s in a.seeds for r in a.runs][wi::wn]
