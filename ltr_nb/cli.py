@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, contextlib, json, shlex, signal, sys, threading
 from dataclasses import fields
+from fastcore.docments import docments
 from .data import DATASETS
 from .listfile import LIST_RECIPES
 from .models import ARCHS
@@ -19,15 +20,11 @@ __all__ = ['command_parser', 'suite_kwargs', 'main']
 
 # %% ../nbs/09c_cli.ipynb #3118047c
 _CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
-_HELP = dict(dataset=f"one of {', '.join(DATASETS)}; a list-file benchmark {', '.join(LIST_RECIPES)} (in DATA_ROOT/<name>); or list:<folder>", imb_factor='n_max / n_min (default: 10 for digits, 100 otherwise)',
-             profile='class-count profile: exp or step', n_max='images of the largest class (default: all the pool allows)',
-             val_per_class='validation images per class held out of training (>= 1)', select='LT subset: first (file order) or random',
-             arch=f"model: {', '.join(ARCHS)} (default: per dataset)", epochs='training epochs (default: the dataset recipe)',
-             lr='peak learning rate', bs='batch size', wd='weight decay (a method may set its own: wb, onestage)',
-             wd_mode='coupled (L2, as the references) or decoupled', schedule='cos (to 0) or one_cycle',
-             many='Many: more than this many training images', few='Few: fewer than this many',
-             size='crop size of a list-file dataset (default: the recipe\'s 224)',
-             channels_last='channels_last memory format', bf16='bfloat16 autocast', compile='torch.compile the model')
+_DOC = docments(Experiment)     # the help of every field, written once: the comments of `Experiment`
+_CHOICES = dict(dataset=f"DATASETS: {', '.join(DATASETS)}; LIST_RECIPES: {', '.join(LIST_RECIPES)} (in DATA_ROOT/<name>)",
+                arch=f"{', '.join(ARCHS)}")
+
+def _help(name:str) -> str: return _DOC[name] + (f" — {_CHOICES[name]}" if name in _CHOICES else '')
 
 def command_parser() -> argparse.ArgumentParser:
     "The `ltr_nb` command's arguments (shared with `ltr_nb --verify`, which re-runs a folder's own command)."
@@ -53,8 +50,8 @@ def command_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group('experiment fields (override the suite)')
     for f in _CLI_FIELDS:
         t = {'bool': None, 'int': int, 'float': float, 'str': str}[str(f.type).split('|')[0].strip()]
-        if t is None: g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_HELP[f.name])
-        else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None, help=_HELP[f.name])
+        if t is None: g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_help(f.name))
+        else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None, help=_help(f.name))
     return p
 
 def _typed(name, t):

@@ -67,7 +67,12 @@ def inputs_of(model, data, feats=None):
     if data is None and isinstance(model, Learner): data = model.dls
     return data, feats
 
-def compute_features(model, x:torch.Tensor, norm:Normalize|None=None, bs:int=512, device=None) -> torch.Tensor:
+def compute_features(model,                  # any model with one linear classifier (its body gives the features)
+                     x:torch.Tensor,         # inputs [N, ...]: uint8 images or floats already normalised
+                     norm:Normalize|None=None, # uint8 inputs: the normalisation (default: statistics of `x`)
+                     bs:int=512,             # inputs per forward pass
+                     device=None,            # where the batches are made (default: `x`'s device)
+                    ) -> torch.Tensor:
     "Features of the tensor `x` in eval mode, batch by batch (no augmentation), on `x`'s device; batches go through the model's device."
     dl = DeviceLoader(x, torch.zeros(len(x), dtype=torch.long, device=x.device), bs=bs, norm=norm, device=device or x.device)
     return features_of(model, dl)[0].to(x.device)
@@ -79,7 +84,12 @@ def check_counts(cls_counts, n_out):
         raise ValueError(f"cls_counts has {len(cls_counts)} classes but the classifier has {n_out} outputs; they must match "
                          f"(labels must be 0..{n_out - 1})")
 
-def cache_features(model, data=None, norm:Normalize|None=None, device=None, cls_counts=None) -> Features:
+def cache_features(model,                    # any model with one linear classifier, or a `Learner`
+                   data=None,                # any data (`ltr_nb.adapters`); default: a `Learner`'s own
+                   norm:Normalize|None=None, # tensor data: the normalisation for evaluation
+                   device=None,              # unused: features are computed on the model's device
+                   cls_counts=None,          # training images per class (default: counted from the training labels)
+                  ) -> Features:
     "Features of the train / valid / test splits of any data, computed once; class counts from the training labels unless given."
     data, _ = inputs_of(model, data)
     if data is None: raise ValueError(f"data is None and model is a {type(model).__name__}; pass the data (an LTData, a fastai Learner or DataLoaders, a PyTorch DataLoader or Dataset)")
@@ -102,20 +112,34 @@ def features_for(name, model, data, feats, device=None) -> Features:
 
 # %% ../nbs/05a_evaluate.ipynb #5837d951
 @torch.no_grad()
-def predict_features(head:nn.Module, feats:torch.Tensor, bs:int=4096) -> torch.Tensor:
+def predict_features(head:nn.Module,      # a classifier: `nn.Linear`, an NCM head, a τ-normalised or LWS layer
+                     feats:torch.Tensor,   # cached features [N, D], on any device
+                     bs:int=4096,          # rows per forward pass
+                    ) -> torch.Tensor:
     "Logits (or scores) of `head` on cached features, computed on the head's device (its device and mode are kept), returned on the features' device."
     dev = device_of(head)
     with eval_mode(head):
         return torch.cat([head(feats[i:i + bs].to(dev)).float().to(feats.device) for i in range(0, len(feats), bs)]) if len(feats) else feats.new_zeros(0)
 
-def feats_report(model, feats:Features, split:str='test', many:int=100, few:int=20) -> dict:
+def feats_report(model,                # a model (or `Learner`) whose classifier is scored
+                 feats:Features,       # cached features of its body
+                 split:str='test',     # 'train', 'valid' or 'test'
+                 many:int=100,         # Many: more training images than this
+                 few:int=20,           # Few: fewer than this
+                ) -> dict:
     "`lt_report` of `model`'s classifier (linear or NCM) on the cached features of 'train', 'valid' or 'test'."
     x, y = feats.split(split)
     if x is None or len(y) == 0: raise ValueError(f"split={split!r}: the features have no samples of this split (the data has no {split} split)")
     return lt_report(predict_features(get_classifier(model), x), y, feats.cls_counts, many, few)
 
 @torch.no_grad()
-def evaluate_model(model, data=None, split:str='test', many:int=100, few:int=20, cls_counts=None) -> dict:
+def evaluate_model(model,              # any model with one linear classifier, or a `Learner`
+                   data=None,          # any data (`ltr_nb.adapters`); default: a `Learner`'s own
+                   split:str='test',   # 'train', 'valid' or 'test'
+                   many:int=100,       # Many: more training images than this
+                   few:int=20,         # Few: fewer than this
+                   cls_counts=None,    # training images per class; default: counted from the training labels
+                  ) -> dict:
     "`lt_report` of any model (or `Learner`) on a split of any data, in eval mode without augmentation; counts from the training labels."
     check_split(split)
     data, _ = inputs_of(model, data)
@@ -127,7 +151,13 @@ def evaluate_model(model, data=None, split:str='test', many:int=100, few:int=20,
     check_counts(counts, preds.shape[1])
     return lt_report(preds, ys, counts, many, few)
 
-def report(model, data=None, split:str='test', many:int=100, few:int=20, cls_counts=None) -> dict:
+def report(model,                      # any model with one linear classifier (or NCM head), or a `Learner`
+           data=None,                  # cached `Features`, or any data (default: a `Learner`'s own)
+           split:str='test',           # 'train', 'valid' or 'test'
+           many:int=100,               # Many: more training images than this
+           few:int=20,                 # Few: fewer than this
+           cls_counts=None,            # computed data only: training images per class (default: from the training labels)
+          ) -> dict:
     "The one report: `lt_report` of a model (or `Learner`) on a split, from cached `Features` when `data` is one, else from any data."
     if isinstance(data, Features): return feats_report(model, data, split, many, few)
     return evaluate_model(model, data, split, many, few, cls_counts)
