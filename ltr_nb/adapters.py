@@ -22,7 +22,9 @@ __all__ = ['SPLITS', 'check_split', 'as_splits', 'labels_of', 'cls_counts_of', '
 # %% ../nbs/03a_adapters.ipynb #7d2a9b88
 SPLITS = ('train', 'valid', 'test')
 
-def check_split(split:str, allowed=SPLITS) -> str:
+def check_split(split:str,       # a split name
+                allowed=SPLITS,  # the valid names
+               ) -> str:
     "`split` if it is one of `allowed`, else an error naming the valid names."
     if split not in allowed: raise ValueError(f"split={split!r} is not valid; choose one of {tuple(allowed)}")
     return split
@@ -33,6 +35,7 @@ _KINDS = ("an LTData, a fastai Learner, DataLoaders or DataLoader, a PyTorch Dat
 
 def _is_source(o): return isinstance(o, (DeviceLoader, FastDL, TorchDL, Dataset, Datasets))
 
+# %% ../nbs/03a_adapters.ipynb #3d0e8fc1
 def as_splits(data) -> dict:
     "The train / valid / test sources of `data` (None for a split it does not have)."
     if isinstance(data, Learner): data = data.dls
@@ -48,13 +51,15 @@ def as_splits(data) -> dict:
 
 # %% ../nbs/03a_adapters.ipynb #a84698fe
 def labels_of(src) -> torch.Tensor:
-    "Integer labels of a dataset or loader (long tensor, dataset order), read without decoding the inputs where possible."
+    """Integer labels of a dataset or loader (long tensor, dataset order), read without decoding the inputs where
+    possible."""
     if isinstance(src, DeviceLoader): return src.y.cpu().long()
     if isinstance(src, (FastDL, TorchDL)): return labels_of(src.dataset)
     if isinstance(src, Subset): return labels_of(src.dataset)[torch.as_tensor(src.indices, dtype=torch.long)]
     if isinstance(src, TensorDataset): return src.tensors[-1].long().cpu()
     if isinstance(src, Datasets):
-        if len(src.tls) <= src.n_inp: raise ValueError("the fastai Datasets has no label list (n_inp covers every list); labelled data is needed")
+        if len(src.tls) <= src.n_inp:
+            raise ValueError("the fastai Datasets has no label list (n_inp covers every list); labelled data is needed")
         tl = src.tls[-1]
         return torch.tensor([int(tl[i]) for i in range(len(tl))], dtype=torch.long)
     for a in ('targets', 'labels', 'y'):
@@ -62,20 +67,28 @@ def labels_of(src) -> torch.Tensor:
         if v is not None and not callable(v): return torch.as_tensor(as_array(v)).long()
     return torch.tensor([int(src[i][-1]) for i in range(len(src))], dtype=torch.long)
 
-def cls_counts_of(data, n_cls:int|None=None) -> np.ndarray:
+# %% ../nbs/03a_adapters.ipynb #6a510b91
+def cls_counts_of(data,                 # any data: `LTData`, `DataLoaders`, `Learner`, `Datasets` or a loader
+                  n_cls:int|None=None,  # number of classes (default: from the labels)
+                 ) -> np.ndarray:
     "Training images per class $n_j$ of any data, from its training labels."
     tr = as_splits(data)['train']
     if tr is None: raise ValueError("data has no training split: the class counts come from the training labels")
     y = labels_of(tr)
     if n_cls is not None and len(y) and int(y.max()) >= n_cls:
-        raise ValueError(f"the training labels go up to {int(y.max())} but n_cls={n_cls}; labels must be in 0..{n_cls - 1}")
+        raise ValueError(f"the training labels go up to {int(y.max())} but n_cls={n_cls}; labels must be in "
+                         f"0..{n_cls - 1}")
     return np.bincount(y.numpy(), minlength=n_cls or 0)
 
 # %% ../nbs/03a_adapters.ipynb #7d51a9f4
-def eval_loader(src, bs:int=256, norm:Normalize|None=None):
+def eval_loader(src,                       # a dataset (or `Datasets`) of `(x, y)` items
+                bs:int=256,                # batch size
+                norm:Normalize|None=None,  # input normalisation (default: none)
+               ):
     "A loader over every item of `src` once, in order, with evaluation transforms (no augmentation, no sampler)."
     if isinstance(src, DeviceLoader):
-        return src.new(sampler=None, augment=None, drop_last=False, bs=max(src.bs, bs), **({'norm': norm} if norm is not None else {}))
+        return src.new(sampler=None, augment=None, drop_last=False, bs=max(src.bs, bs),
+                       **({'norm': norm} if norm is not None else {}))
     if isinstance(src, FastDL):
         ds = src.dataset
         if isinstance(ds, Datasets) and ds.split_idx != 1:
@@ -87,11 +100,15 @@ def eval_loader(src, bs:int=256, norm:Normalize|None=None):
     if isinstance(src, (Dataset, Datasets)): return TorchDL(src, batch_size=bs, shuffle=False)
     raise ValueError(f"cannot make an evaluation loader from a {type(src).__name__}; pass {_KINDS}")
 
-def xy_batches(dl, what:str='data'):
+# %% ../nbs/03a_adapters.ipynb #46fb1c32
+def xy_batches(dl,               # a loader of `(x, y)` batches
+               what:str='data',  # what the loader holds, for the message
+              ):
     "`(x, y)` of every batch of `dl`, with a clear error for batches without labels."
     for b in dl:
         if not isinstance(b, (tuple, list)) or len(b) < 2:
-            raise ValueError(f"{what} yields batches without labels ({type(b).__name__} of {len(b) if isinstance(b, (tuple, list)) else 1}); "
+            raise ValueError(f"{what} yields batches without labels ({type(b).__name__} of "
+                             f"{len(b) if isinstance(b, (tuple, list)) else 1}); "
                              f"the methods need labelled (x, y) batches")
         yield b[0], b[-1]
 
@@ -101,29 +118,39 @@ class _SamplerIdxs:
     def __init__(self, sampler): self.sampler = sampler
     def __call__(self): return list(iter(self.sampler))
 
+# %% ../nbs/03a_adapters.ipynb #d695c8c1
 def class_aware_dl(dl,                     # a training loader: fastai DataLoader, PyTorch DataLoader or DeviceLoader
                    sampler:str|float='cb', # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
                    seed:int=0, labels=None):  # labels: the dataset's labels if they cannot be read from it
-    "A copy of the training loader `dl` whose epochs are drawn by a `ClassSampler` (transforms, workers, batch size unchanged)."
+    """A copy of the training loader `dl` whose epochs are drawn by a `ClassSampler` (transforms, workers, batch size
+    unchanged)."""
     y = labels_of(dl) if labels is None else torch.as_tensor(as_array(labels), dtype=torch.long)
     s = sampler_for(sampler, y, seed=seed)
     if isinstance(dl, DeviceLoader): return dl.new(sampler=s)
     if isinstance(dl, FastDL):
-        new = dl.new(shuffle=False, get_idxs=_SamplerIdxs(s), n=s.n_samples); new.sampler = s
+        new = dl.new(shuffle=False, get_idxs=_SamplerIdxs(s), n=s.n_samples)
+        new.sampler = s
         return new
     if isinstance(dl, TorchDL):
-        return TorchDL(dl.dataset, batch_size=dl.batch_size, sampler=s, num_workers=dl.num_workers, collate_fn=dl.collate_fn,
+        return TorchDL(dl.dataset, batch_size=dl.batch_size, sampler=s, num_workers=dl.num_workers,
+                       collate_fn=dl.collate_fn,
                        pin_memory=dl.pin_memory, drop_last=dl.drop_last, worker_init_fn=dl.worker_init_fn)
     raise ValueError(f"dl is a {type(dl).__name__}; pass a fastai DataLoader, a PyTorch DataLoader or a DeviceLoader")
 
-def class_aware_dls(dls:DataLoaders, sampler:str|float='cb', seed:int=0) -> DataLoaders:
-    "A fastai `DataLoaders` whose training loader draws with a class-aware sampler; the other loaders are the same objects."
+# %% ../nbs/03a_adapters.ipynb #f0dc04c5
+def class_aware_dls(dls:DataLoaders,         # fastai `DataLoaders`
+                    sampler:str|float='cb',  # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
+                    seed:int=0,              # seed of the sampler
+                   ) -> DataLoaders:
+    """A fastai `DataLoaders` whose training loader draws with a class-aware sampler; the other loaders are the same
+    objects."""
     if not isinstance(dls, DataLoaders): raise ValueError(f"dls is a {type(dls).__name__}; pass a fastai DataLoaders")
     return DataLoaders(class_aware_dl(dls.train, sampler, seed), *dls.loaders[1:], path=dls.path, device=dls.device)
 
 # %% ../nbs/03a_adapters.ipynb #5a408053
 class _RankIdxs:
-    "fastai `get_idxs` for one process: its pieces of every batch of the epoch (the sampler's draw, or 0..n-1 in order)."
+    """fastai `get_idxs` for one process: its pieces of every batch of the epoch (the sampler's draw, or 0..n-1 in
+    order)."""
     def __init__(self, sampler, n, bs, rank, world, drop_last):
         self.sampler, self.n, self.bs, self.rank, self.world, self.drop_last = sampler, n, bs, rank, world, drop_last
     def plan(self): return rank_plan(self.n, self.bs, self.rank, self.world, self.drop_last)
@@ -132,14 +159,21 @@ class _RankIdxs:
         return [i for _, _, lo, hi in self.plan() for i in idx[lo:hi]]
     def __len__(self): return sum(hi - lo for _, _, lo, hi in self.plan())
 
+# %% ../nbs/03a_adapters.ipynb #d4b7c9bb
 def _is_eval(dl) -> bool: return getattr(dl, 'sampler', None) is None and not getattr(dl, 'shuffle', False)
 
-def rank_dl(dl, rank:int, world:int):
-    "Process `rank`'s share of `dl` among `world` processes (a new loader), or None when `rank_dl` does not handle this kind of loader."
+# %% ../nbs/03a_adapters.ipynb #754e560f
+def rank_dl(dl,         # a loader
+            rank:int,   # this process's rank
+            world:int,  # number of processes
+           ):
+    """Process `rank`'s share of `dl` among `world` processes (a new loader), or None when `rank_dl` does not handle
+    this kind of loader."""
     if world == 1: return dl
     if isinstance(dl, DeviceLoader):
         if dl.sampler is None: return dl.new(rank=rank, world=world, bs=eval_bs(dl.n, dl.bs, world), drop_last=False)
-        rank_plan(dl.n, dl.bs, rank, world, dl.drop_last); return dl.new(rank=rank, world=world)        # (checks the plan first)
+        rank_plan(dl.n, dl.bs, rank, world, dl.drop_last)
+        return dl.new(rank=rank, world=world)        # (checks the plan first)
     if isinstance(dl, FastDL) and (getattr(dl, 'sampler', None) is not None or _is_eval(dl)):
         s, n = getattr(dl, 'sampler', None), len(dl.dataset)
         bs, drop = (dl.bs, dl.drop_last) if s is not None else (eval_bs(n, dl.bs, world), False)

@@ -24,24 +24,39 @@ __all__ = ['scatter_matrices', 'fdr', 'cone_stats', 'stage_features', 'cone_by_s
 # %% ../nbs/08_analysis.ipynb #81e245f6
 def _check_labels(feats, labels, min_per_class:int=1, what='the statistic'):
     "Features as float64 [N, D] and labels [N] with at least two classes of `min_per_class` samples."
-    x = torch.as_tensor(feats).double(); y = torch.as_tensor(labels).long().to(x.device)
-    if x.ndim != 2 or len(x) != len(y): raise ValueError(f"feats must be [N, D] with one label per row; got {tuple(x.shape)} and {len(y)} labels")
+    x = torch.as_tensor(feats).double()
+    y = torch.as_tensor(labels).long().to(x.device)
+    if x.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"feats must be [N, D] with one label per row; got {tuple(x.shape)} and {len(y)} labels")
     cls, counts = torch.unique(y, return_counts=True)
     if len(cls) < 2: raise ValueError(f"labels have {len(cls)} class(es); {what} needs at least two")
     if (counts < min_per_class).any():
-        raise ValueError(f"class {int(cls[counts < min_per_class][0])} has {int(counts.min())} samples; {what} needs at least {min_per_class} per class")
+        raise ValueError(f"class {int(cls[counts < min_per_class][0])} has {int(counts.min())} samples; {what} needs "
+                         f"at least {min_per_class} per class")
     return x, y, cls
 
-def scatter_matrices(feats, labels) -> tuple[torch.Tensor, torch.Tensor]:
+# %% ../nbs/08_analysis.ipynb #9321c05e
+def scatter_matrices(feats,   # features [N, D]
+                     labels,  # class labels [N]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     "Un-normalised within-class and between-class scatter $S_W$, $S_B$ (float64, $S_B$ weighted by class counts)."
     x, y, cls = _check_labels(feats, labels)
-    mu = x.mean(0); sw = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device); sb = torch.zeros_like(sw)
+    mu = x.mean(0)
+    sw = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
+    sb = torch.zeros_like(sw)
     for c in cls:
-        xc = x[y == c]; mc = xc.mean(0); d = xc - mc
-        sw += d.T @ d; sb += len(xc) * torch.outer(mc - mu, mc - mu)
+        xc = x[y == c]
+        mc = xc.mean(0)
+        d = xc - mc
+        sw += d.T @ d
+        sb += len(xc) * torch.outer(mc - mu, mc - mu)
     return sw, sb
 
-def fdr(feats, labels, tol:float=1e-10) -> float:
+# %% ../nbs/08_analysis.ipynb #ea53fa51
+def fdr(feats,            # features [N, D]
+        labels,           # class labels [N]
+        tol:float=1e-10,  # eigenvalues below `tol` × the largest are dropped
+       ) -> float:
     "Fisher discriminant ratio $\\operatorname{tr}(S_W^{-1} S_B)$ in the span of the total scatter (inf if a direction has no within-class spread)."
     sw, sb = scatter_matrices(feats, labels)
     ev, U = torch.linalg.eigh(sw + sb)
@@ -52,46 +67,71 @@ def fdr(feats, labels, tol:float=1e-10) -> float:
     return float(torch.trace(torch.linalg.solve(w, b)))
 
 # %% ../nbs/08_analysis.ipynb #87570aa2
-def cone_stats(feats, labels) -> dict:
+def cone_stats(feats,   # features [N, D]
+               labels,  # class labels [N]
+              ) -> dict:
     "Mean pairwise cosine similarity of individual features: same-class pairs, different-class pairs, all pairs ($i \\ne j$)."
     x, y, cls = _check_labels(feats, labels, 2, 'same-class cosine similarity')
-    h = F.normalize(x, dim=1); s = h.sum(0)
-    sc = torch.stack([h[y == c].sum(0) for c in cls]); n = torch.stack([(y == c).sum() for c in cls]).double()
+    h = F.normalize(x, dim=1)
+    s = h.sum(0)
+    sc = torch.stack([h[y == c].sum(0) for c in cls])
+    n = torch.stack([(y == c).sum() for c in cls]).double()
     same = (sc.pow(2).sum(1) - n).sum() / (n * (n - 1)).sum()
     diff = (s.pow(2).sum() - sc.pow(2).sum()) / (len(x) ** 2 - n.pow(2).sum())
     return dict(same=float(same), diff=float(diff), all=float((s.pow(2).sum() - len(x)) / (len(x) * (len(x) - 1))))
 
 # %% ../nbs/08_analysis.ipynb #b410768a
 @torch.no_grad()
-def stage_features(model, x:torch.Tensor, layers) -> dict:
-    "Outputs of the named `layers` of `model` for the batch `x` (eval mode, restored after), spatially averaged to [N, C]."
-    m = unwrap(model); mods = dict(m.named_modules()); out, hooks = {}, []
+def stage_features(model,           # any module
+                   x:torch.Tensor,  # a batch of inputs
+                   layers,          # names of modules of `model` (`named_modules`)
+                  ) -> dict:
+    """Outputs of the named `layers` of `model` for the batch `x` (eval mode, restored after), spatially averaged to
+    [N, C]."""
+    m = unwrap(model)
+    mods = dict(m.named_modules())
+    out, hooks = {}, []
     bad = [l for l in layers if l not in mods]
-    if bad: raise ValueError(f"layers {bad} are not modules of {type(m).__name__}; valid names include {[n for n in mods if n][:8]}")
+    if bad:
+        raise ValueError(f"layers {bad} are not modules of {type(m).__name__}; valid names include "
+                         f"{[n for n in mods if n][:8]}")
     for name in layers:
-        hooks.append(mods[name].register_forward_hook(lambda mod, i, o, name=name: out.__setitem__(name, o.flatten(2).mean(2) if o.ndim > 2 else o)))
+        hooks.append(mods[name].register_forward_hook(lambda mod, i, o,
+                                                      name=name: out.__setitem__(name, o.flatten(2).mean(2) if o.ndim > 2 else o)))
     try:
         with eval_mode(m): m(x.to(device_of(m)))
     finally:
         for h in hooks: h.remove()
     return {k: out[k].float().cpu() for k in layers}
 
-def cone_by_stage(model, x, y, layers) -> dict:
+# %% ../nbs/08_analysis.ipynb #6cfcedb3
+def cone_by_stage(model,   # any module
+                  x,       # a batch of inputs
+                  y,       # labels of `x`
+                  layers,  # names of modules of `model` (`named_modules`)
+                 ) -> dict:
     "`cone_stats` of the outputs of each named layer on the batch `(x, y)`."
     return {k: cone_stats(v, y) for k, v in stage_features(model, x, layers).items()}
 
 # %% ../nbs/08_analysis.ipynb #9a0c4c4b
 def _equi(v:torch.Tensor) -> tuple[float, float]:
     "(std/mean of row norms, mean |cos + 1/(K-1)| over pairs of distinct rows)."
-    nrm = v.norm(dim=1); K = len(v)
+    nrm = v.norm(dim=1)
+    K = len(v)
     c = F.normalize(v, dim=1) @ F.normalize(v, dim=1).T
     off = c[~torch.eye(K, dtype=torch.bool, device=c.device)]
     return float(nrm.std(unbiased=False) / nrm.mean()), float((off + 1 / (K - 1)).abs().mean())
 
-def nc_measures(feats, labels, W=None) -> dict:
-    "NC1, NC2 (equinorm, equiangularity of class means and of classifier rows `W`) and NC3 of features and a classifier."
+# %% ../nbs/08_analysis.ipynb #8d9aa911
+def nc_measures(feats,   # features [N, D]
+                labels,  # class labels [N]
+                W=None,  # classifier rows [K, D] (optional: NC2 for W and NC3)
+               ) -> dict:
+    """NC1, NC2 (equinorm, equiangularity of class means and of classifier rows `W`) and NC3 of features and a
+    classifier."""
     x, y, cls = _check_labels(feats, labels, 1, 'neural-collapse measures')
-    mu_g = x.mean(0); M = torch.stack([x[y == c].mean(0) for c in cls]) - mu_g
+    mu_g = x.mean(0)
+    M = torch.stack([x[y == c].mean(0) for c in cls]) - mu_g
     sw = sum((x[y == c] - (M[i] + mu_g)).T @ (x[y == c] - (M[i] + mu_g)) for i, c in enumerate(cls)) / len(x)
     sb = M.T @ M / len(cls)
     out = dict(nc1=float(torch.trace(sw @ torch.linalg.pinv(sb, hermitian=True))) / len(cls))
@@ -103,64 +143,93 @@ def nc_measures(feats, labels, W=None) -> dict:
     return out
 
 # %% ../nbs/08_analysis.ipynb #5f98269c
-def model_nc(model, feats, split:str='train') -> dict:
+def model_nc(model,              # a model with a linear classifier: module, `ClassifierView` or `Learner`
+             feats,              # cached `Features` (`cache_features`)
+             split:str='train',  # which split's features
+            ) -> dict:
     "`nc_measures` of cached `Features` of a split, with the model's linear classifier as W."
     x, y = feats.split(split)
     return nc_measures(x, y, get_classifier(model, linear=True).weight.detach().cpu())
 
 # %% ../nbs/08_analysis.ipynb #10ee1413
-def stratified_subset(labels, per_class:int=50, seed:int=0) -> torch.Tensor:
-    "Sorted indices of up to `per_class` samples of every class, drawn without replacement (seeded; the same on every device), on the labels' device."
-    y0 = torch.as_tensor(labels); y = y0.long().cpu(); g = torch.Generator().manual_seed(seed); out = []
+def stratified_subset(labels,            # class labels [N]
+                      per_class:int=50,  # at most this many per class
+                      seed:int=0,        # seed of the draw
+                     ) -> torch.Tensor:
+    """Sorted indices of up to `per_class` samples of every class, drawn without replacement (seeded; the same on every
+    device), on the labels' device."""
+    y0 = torch.as_tensor(labels)
+    y = y0.long().cpu()
+    g = torch.Generator().manual_seed(seed)
+    out = []
     for c in torch.unique(y):
         idx = (y == c).nonzero()[:, 0]
         out.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
     return torch.cat(out).sort().values.to(y0.device)
 
+# %% ../nbs/08_analysis.ipynb #4b493b52
 class AnalysisRecorder(TrainedEpochCallback):
-    "Every `every` trained epochs: FDR, cone statistics, NC measures and weight norms of a fixed training subset, in `learn.analysis_hist`."
+    """Every `every` trained epochs: FDR, cone statistics, NC measures and weight norms of a fixed training subset, in
+    `learn.analysis_hist`."""
     order = 65
     def __init__(self, every:int=1,            # record after every `every`-th trained epoch
                  per_class:int=50,             # subset: up to this many training images per class
                  xy:tuple|None=None,           # or an explicit (inputs, labels) batch ready for the model
                  seed:int=0, bs:int=1024):
         if every < 1: raise ValueError(f"every={every} must be >= 1")
-        if per_class < 2: raise ValueError(f"per_class={per_class} must be >= 2 (the cone statistics need two samples of a class)")
+        if per_class < 2:
+            raise ValueError(f"per_class={per_class} must be >= 2 (the cone statistics need two samples of a class)")
         store_attr()
     def before_fit(self):
         if not hasattr(self.learn, 'analysis_hist'): self.learn.analysis_hist = []
-        if self.xy is not None: self.sub_x, self.sub_y = self.xy; return
+        if self.xy is not None:
+            self.sub_x, self.sub_y = self.xy
+            return
         dl = self.learn.dls.train
-        if not isinstance(dl, DeviceLoader): raise ValueError("AnalysisRecorder without xy= needs the library's training loader (lt_dls); pass xy=(inputs, labels) otherwise")
+        if not isinstance(dl, DeviceLoader):
+            raise ValueError("AnalysisRecorder without xy= needs the library's training loader (lt_dls); pass "
+                             "xy=(inputs, labels) otherwise")
         idx = stratified_subset(dl.y, self.per_class, self.seed).to(dl.x.device)
         self.sub_x, self.sub_y = dl.norm(dl.x[idx]), dl.y[idx].cpu()
     @torch.no_grad()
     def after_trained_epoch(self):
         if (self.learn.epoch + 1) % self.every: return
         m = self.learn.model
-        h = compute_features(m, self.sub_x, bs=self.bs, device=self.sub_x.device)   # already normalised: floats pass Normalize unchanged
+        h = compute_features(m, self.sub_x, bs=self.bs,
+                             device=self.sub_x.device)   # already normalised: floats pass Normalize unchanged
         w = get_classifier(m, linear=True).weight.detach().float().cpu()
-        self.learn.analysis_hist.append(dict(epoch=self.learn.epoch, fdr=fdr(h, self.sub_y), **{f'cone_{k}': v for k, v in cone_stats(h, self.sub_y).items()},
+        self.learn.analysis_hist.append(dict(epoch=self.learn.epoch, fdr=fdr(h, self.sub_y),
+                                             **{f'cone_{k}': v for k, v in cone_stats(h, self.sub_y).items()},
                                              **nc_measures(h, self.sub_y, w), wnorm=w.norm(dim=1).numpy()))
 
 # %% ../nbs/08_analysis.ipynb #3165a6f4
-def class_feature_norms(feats, labels, n_cls:int|None=None) -> np.ndarray:
+def class_feature_norms(feats,                # features [N, D]
+                        labels,               # class labels [N]
+                        n_cls:int|None=None,  # number of classes (default: from the labels)
+                       ) -> np.ndarray:
     "Mean feature norm $\\frac1{n_c}\\sum_{i: y_i = c}\\lVert h_i\\rVert$ of every class (NaN for a class without samples)."
-    x = torch.as_tensor(feats).double(); y = torch.as_tensor(labels).long().to(x.device)
+    x = torch.as_tensor(feats).double()
+    y = torch.as_tensor(labels).long().to(x.device)
     n_cls = n_cls or int(y.max()) + 1
     s = torch.zeros(n_cls, dtype=torch.float64, device=x.device).index_add_(0, y, x.norm(dim=1))
     return as_array(s / torch.bincount(y, minlength=n_cls).double())
 
+# %% ../nbs/08_analysis.ipynb #7493aded
 def classifier_cosines(model) -> np.ndarray:
     "Pairwise cosine similarities of the rows of a model's linear classifier (or of a weight matrix) [K, K]."
     W = model if isinstance(model, torch.Tensor) else get_classifier(model, linear=True).weight
     W = F.normalize(W.detach().double().cpu(), dim=1)
     return (W @ W.T).numpy()
 
-def norm_settling(wnorm_hist, tol:float=0.01) -> int|None:
-    "First epoch (1-based) from which every later epoch changes every class's weight norm by at most `tol` (relative); None if never."
+# %% ../nbs/08_analysis.ipynb #48a434ca
+def norm_settling(wnorm_hist,      # classifier row norms per epoch, [epochs][n_cls]
+                  tol:float=0.01,  # largest relative change per epoch
+                 ) -> int|None:
+    """First epoch (1-based) from which every later epoch changes every class's weight norm by at most `tol`
+    (relative); None if never."""
     h = as_array(wnorm_hist, dtype=np.float64)
-    if h.ndim != 2 or len(h) < 2: raise ValueError(f"wnorm_hist must hold at least two epochs of per-class norms; got shape {h.shape}")
+    if h.ndim != 2 or len(h) < 2:
+        raise ValueError(f"wnorm_hist must hold at least two epochs of per-class norms; got shape {h.shape}")
     if tol <= 0: raise ValueError(f"tol={tol} must be > 0")
     ch = np.abs(np.diff(h, axis=0) / np.maximum(h[:-1], 1e-12)).max(1)    # largest relative change, epoch e -> e+1
     bad = np.nonzero(ch > tol)[0]
@@ -168,32 +237,54 @@ def norm_settling(wnorm_hist, tol:float=0.01) -> int|None:
     return int(bad[-1]) + 2 if bad[-1] + 1 < len(ch) else None
 
 # %% ../nbs/08_analysis.ipynb #4bc8ab85
-def plot_cosine_heatmap(cos, ax=None, title:str|None=None, labels=None):
+def plot_cosine_heatmap(cos,                  # a [K, K] cosine matrix
+                        ax=None,              # matplotlib axes (default: a new figure)
+                        title:str|None=None,  # the plot's title
+                        labels=None,          # class names for the axes
+                       ):
     "Heatmap of a [K, K] cosine matrix (classifier rows or class means), classes in index order."
     if ax is None: _, ax = plt.subplots(figsize=(3.6, 3.2))
-    c = as_array(cos); im = ax.imshow(c, cmap='RdBu_r', vmin=-1, vmax=1)
+    c = as_array(cos)
+    im = ax.imshow(c, cmap='RdBu_r', vmin=-1, vmax=1)
     ax.figure.colorbar(im, ax=ax, fraction=0.046)
-    k = len(c); ax.set_xticks(range(k)); ax.set_yticks(range(k))
-    if labels is not None: ax.set_xticklabels(labels, rotation=90, fontsize=6); ax.set_yticklabels(labels, fontsize=6)
+    k = len(c)
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    if labels is not None:
+        ax.set_xticklabels(labels, rotation=90, fontsize=6)
+        ax.set_yticklabels(labels, fontsize=6)
     ax.set_title(title or 'cosine of classifier rows')
     return ax
 
-def plot_acc_vs_size(per_class, cls_counts, ax=None, title:str|None=None):
+# %% ../nbs/08_analysis.ipynb #051caa3d
+def plot_acc_vs_size(per_class,            # per-class accuracy, or {label: vector}
+                     cls_counts,           # training images per class
+                     ax=None,              # matplotlib axes (default: a new figure)
+                     title:str|None=None,  # the plot's title
+                    ):
     "Per-class accuracy against the class's training count (log scale); `per_class` a vector or {label: vector}."
     if ax is None: _, ax = plt.subplots(figsize=(5, 3.2))
     d = per_class if isinstance(per_class, dict) else {None: per_class}
     for k, v in d.items(): ax.plot(cls_counts, v, 'o-', ms=4, lw=1, label=k)
-    ax.set_xscale('log'); ax.set_xlabel('training images of the class'); ax.set_ylabel('test accuracy')
+    ax.set_xscale('log')
+    ax.set_xlabel('training images of the class')
+    ax.set_ylabel('test accuracy')
     if isinstance(per_class, dict): ax.legend(fontsize=7)
     ax.set_title(title or 'accuracy per class against class size')
     return ax
 
-def plot_analysis_hist(hists:dict, keys=('fdr', 'cone_diff', 'cone_same'), axs=None, titles=None):
+# %% ../nbs/08_analysis.ipynb #04dd7551
+def plot_analysis_hist(hists:dict,                              # {run name: `learn.analysis_hist`}
+                       keys=('fdr', 'cone_diff', 'cone_same'),  # the measures to plot
+                       axs=None,                                # one axes per measure (default: a new figure)
+                       titles=None,                             # one title per measure
+                      ):
     "One panel per recorded measure over epochs, one line per run: `hists` = {run name: `learn.analysis_hist`}."
     if axs is None: _, axs = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3))
     axs = np.atleast_1d(axs)
     for ax, k, t in zip(axs, keys, titles or keys):
         for name, h in hists.items(): ax.plot([r['epoch'] + 1 for r in h], [r[k] for r in h], lw=1.3, label=name)
-        ax.set_xlabel('epoch'); ax.set_title(t)
+        ax.set_xlabel('epoch')
+        ax.set_title(t)
     axs[0].legend(fontsize=7)
     return axs

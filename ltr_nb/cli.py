@@ -21,39 +21,52 @@ __all__ = ['command_parser', 'suite_kwargs', 'main']
 # %% ../nbs/09c_cli.ipynb #3118047c
 _CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
 _DOC = docments(Experiment)     # the help of every field, written once: the comments of `Experiment`
-_CHOICES = dict(dataset=f"DATASETS: {', '.join(DATASETS)}; LIST_RECIPES: {', '.join(LIST_RECIPES)} (in DATA_ROOT/<name>)",
+_CHOICES = dict(dataset=f"DATASETS: {', '.join(DATASETS)}; LIST_RECIPES: {', '.join(LIST_RECIPES)} (in "
+                        "DATA_ROOT/<name>)",
                 arch=f"{', '.join(ARCHS)}")
 
 def _help(name:str) -> str: return _DOC[name] + (f" — {_CHOICES[name]}" if name in _CHOICES else '')
 
+# %% ../nbs/09c_cli.ipynb #47a912c1
 def command_parser() -> argparse.ArgumentParser:
     "The `ltr_nb` command's arguments (shared with `ltr_nb --verify`, which re-runs a folder's own command)."
-    p = argparse.ArgumentParser(prog='ltr_nb', description="Run a suite of long-tailed recognition experiments (or some of them) and print the "
+    p = argparse.ArgumentParser(prog='ltr_nb', description="Run a suite of long-tailed recognition experiments (or "
+                                                           "some of them) and print the "
                                 "Many / Medium / Few / All table; re-running the same command resumes where it stopped.",
                                 epilog=f"shipped suites: {', '.join(suite_names())}; methods: {', '.join(METHODS)}. "
                                        "Field options override every selected experiment.")
-    p.add_argument('suite', nargs='?', default='digits-lt', help='a shipped suite name or a .json file (default: digits-lt)')
+    p.add_argument('suite', nargs='?', default='digits-lt', help='a shipped suite name or a .json file (default: '
+                                                                 'digits-lt)')
     p.add_argument('--only', default=None, help='comma-separated experiment names of the suite to run (default: all)')
     p.add_argument('--seeds', default=None, help='comma-separated seeds for every experiment (default: the suite\'s)')
-    p.add_argument('--set', action='append', default=[], metavar='OPTION=VALUE', help='a method option, e.g. head_epochs=5 (repeatable)')
+    p.add_argument('--set', action='append', default=[], metavar='OPTION=VALUE', help='a method option, e.g. '
+                                                                                      'head_epochs=5 (repeatable)')
     p.add_argument('--out', default=None, help='results folder (default: runs/<suite>)')
-    p.add_argument('--fresh', action='store_true', help='delete the results folder ltr_nb wrote there before, and start again')
-    p.add_argument('--dry_run', action='store_true', help='list what would run and roughly how long it takes; train nothing')
+    p.add_argument('--fresh', action='store_true', help='delete the results folder ltr_nb wrote there before, and '
+                                                        'start again')
+    p.add_argument('--dry_run', action='store_true', help='list what would run and roughly how long it takes; train '
+                                                          'nothing')
     p.add_argument('--list', action='store_true', help='list the shipped suites and the methods, and exit')
-    p.add_argument('--verify', default=None, metavar='FOLDER', help='re-run the command recorded in results folder FOLDER into a temporary folder and compare row by row (exit 1 if a row differs); --only, --device and --data_root narrow it')
-    p.add_argument('--committed_weights', action='store_true', help='with --verify: start from the trained weights in the folder and re-compute only heads, adjustments and evaluation')
+    p.add_argument('--verify', default=None, metavar='FOLDER', help='re-run the command recorded in results folder '
+                                                                    'FOLDER into a temporary folder and compare row by row (exit 1 if a row differs); --only, --device and --data_root narrow it')
+    p.add_argument('--committed_weights', action='store_true', help='with --verify: start from the trained weights in '
+                                                                    'the folder and re-compute only heads, adjustments and evaluation')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or mps (default: cuda if available)')
-    p.add_argument('--storage', default=None, metavar='URL', help='Optuna storage of the sweeps of training runs (default: sqlite:///<out>/sweeps.db); several processes, each with its own --out, share a sweep through one URL')
-    p.add_argument('--backend', default=None, help='process-group backend under torchrun / accelerate launch (default: nccl on GPUs, gloo on CPUs)')
+    p.add_argument('--storage', default=None, metavar='URL', help='Optuna storage of the sweeps of training runs '
+                                                                  '(default: sqlite:///<out>/sweeps.db); several processes, each with its own --out, share a sweep through one URL')
+    p.add_argument('--backend', default=None, help='process-group backend under torchrun / accelerate launch '
+                                                   '(default: nccl on GPUs, gloo on CPUs)')
     p.add_argument('--data_root', default=None, help='data root (default: $LTR_NB_DATA)')
     p.add_argument('--download', action='store_true', help='download through torchvision if missing (online only)')
     g = p.add_argument_group('experiment fields (override the suite)')
     for f in _CLI_FIELDS:
         t = {'bool': None, 'int': int, 'float': float, 'str': str}[str(f.type).split('|')[0].strip()]
-        if t is None: g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_help(f.name))
+        if t is None:
+            g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_help(f.name))
         else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None, help=_help(f.name))
     return p
 
+# %% ../nbs/09c_cli.ipynb #b65b1100
 def _typed(name, t):
     def conv(v):
         try: return t(v)
@@ -61,10 +74,12 @@ def _typed(name, t):
     conv.__name__ = t.__name__
     return conv
 
+# %% ../nbs/09c_cli.ipynb #92bc2d3f
 def _value(v:str):
     try: return json.loads(v)
     except json.JSONDecodeError: return v
 
+# %% ../nbs/09c_cli.ipynb #fbe1c6f4
 def suite_kwargs(a) -> dict:
     "`run_suite` keyword arguments from the parsed command line."
     over = {f.name: getattr(a, f.name) for f in _CLI_FIELDS}
@@ -75,12 +90,15 @@ def suite_kwargs(a) -> dict:
     opts = {}
     for kv in a.set:
         if '=' not in kv: raise ValueError(f"set={kv!r} must be OPTION=VALUE, e.g. head_epochs=5")
-        k, v = kv.split('=', 1); opts[k.strip()] = _value(v)
+        k, v = kv.split('=', 1)
+        opts[k.strip()] = _value(v)
     only = [x.strip() for x in a.only.split(',') if x.strip()] if a.only is not None else None
     if a.only is not None and not only: raise ValueError(f"only={a.only!r} names no experiment")
-    return dict(suite=a.suite, only=only, overrides=over, options=opts, out=a.out, fresh=a.fresh, dry_run=a.dry_run, device=a.device,
+    return dict(suite=a.suite, only=only, overrides=over, options=opts, out=a.out, fresh=a.fresh, dry_run=a.dry_run,
+                device=a.device,
                 data_root=a.data_root, download=a.download, backend=a.backend, storage=a.storage)
 
+# %% ../nbs/09c_cli.ipynb #ca68c83f
 def _verify(p, a) -> int:
     "`ltr_nb --verify FOLDER`: the verdict per row, exit 1 when one differs (see What repeats)."
     from ltr_nb.verify import verify_folder, verify_report
@@ -91,35 +109,48 @@ def _verify(p, a) -> int:
     if not v['ok']: p.exit(1, f"ltr_nb: error: {str(a.verify)!r} does not repeat (see the verdicts above)\n")
     return 0
 
+# %% ../nbs/09c_cli.ipynb #66663531
 class _Terminated(KeyboardInterrupt):
     "SIGTERM, handled as Ctrl-C is: what is finished is kept, no half-written file stays."
 
+# %% ../nbs/09c_cli.ipynb #2edc9b3e
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
     "While the command runs, SIGTERM raises `_Terminated` (the main thread only; elsewhere nothing changes)."
-    if threading.current_thread() is not threading.main_thread(): yield; return
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     def stop(signum, frame): raise _Terminated()
     old = signal.signal(signal.SIGTERM, stop)
     try: yield
     finally: signal.signal(signal.SIGTERM, old)
 
+# %% ../nbs/09c_cli.ipynb #3da5876c
 def main(argv=None):
     "The `ltr_nb` command: every input checked before training; ctrl-C keeps what is done; exit 1 when a run diverged."
-    p = command_parser(); a = p.parse_args(argv)
+    p = command_parser()
+    a = p.parse_args(argv)
     if a.list:
         for n in suite_names():
-            s = json.loads((SUITES_DIR/f'{n}.json').read_text()); print(f"{n}: {s.get('about', '')} ({len(s['experiments'])} experiments)")
+            s = json.loads((SUITES_DIR/f'{n}.json').read_text())
+            print(f"{n}: {s.get('about', '')} ({len(s['experiments'])} experiments)")
         for k, m in METHODS.items(): print(f"method {k}: {m.about} options {m.defaults}")
         return 0
     if a.verify is not None: return _verify(p, a)
     cmd = shlex.join(['ltr_nb'] + list(sys.argv[1:] if argv is None else argv))
     with _sigterm_as_interrupt():
-        try: r = run_suite(**suite_kwargs(a), command=cmd); finish_distributed()
-        except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)        # on every process of a launched job
+        try:
+            r = run_suite(**suite_kwargs(a), command=cmd)
+            finish_distributed()
+        except (ValueError, FileNotFoundError) as e:
+            exit_together(str(e), 2)        # on every process of a launched job
         except KeyboardInterrupt as e:
             why, code = ('terminated (SIGTERM)', 143) if isinstance(e, _Terminated) else ('interrupted', 130)
-            p.exit(code, f"\nltr_nb: {why}; finished runs and the last epoch's checkpoint are kept; run the same command to resume\n")
-    if r.get('diverged'): p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the table)\n")
+            p.exit(code, f"\nltr_nb: {why}; finished runs and the last epoch's checkpoint are kept; run the same "
+                         "command to resume\n")
+    if r.get('diverged'):
+        p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the "
+                  "table)\n")
     return 0
 
 # %% ../nbs/09c_cli.ipynb #7dec9150

@@ -42,7 +42,8 @@ def data_root(root:str|Path|None=None) -> Path:
     src, v = ('data_root', root) if root is not None else (f'${DATA_ENV}', os.environ.get(DATA_ENV))
     if not v: return Path.home()/'.ltr_nb'/'data'
     try: return Path(v).expanduser()
-    except RuntimeError as err: raise ValueError(f"{src}={str(v)!r} cannot be expanded ({err}); give an existing user's ~ or an absolute path") from None
+    except RuntimeError as err:
+        raise ValueError(f"{src}={str(v)!r} cannot be expanded ({err}); give an existing user's ~ or an absolute path") from None
 
 # %% ../nbs/00_core.ipynb #3d33c26b
 def real_data_root(sub:str) -> Path|None:
@@ -57,16 +58,21 @@ def real_data_root(sub:str) -> Path|None:
 # %% ../nbs/00_core.ipynb #88e91b1b
 def seed_everything(seed:int):
     "Seed Python, NumPy and torch (CPU and CUDA) from `seed`."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #697c7390
 def pick_device(device=None) -> torch.device:
-    "`device` as a `torch.device`; None: this process's GPU when CUDA is available, else the CPU (fastai's rule, used by every loader of ltr_nb)."
+    """`device` as a `torch.device`; None: this process's GPU when CUDA is available, else the CPU (fastai's rule, used
+    by every loader of ltr_nb)."""
     if device is not None: return torch.device(device)
     return torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else torch.device('cpu')
 
 # %% ../nbs/00_core.ipynb #dcf0b61a
-def as_array(x, dtype=None) -> np.ndarray:
+def as_array(x,           # an array, list or tensor (any device, bf16 included)
+             dtype=None,  # NumPy dtype (default: kept)
+            ) -> np.ndarray:
     "`np.asarray` of anything array-like, a tensor on any device included (detached and copied to the CPU)."
     if isinstance(x, torch.Tensor): x = (x.float() if x.dtype == torch.bfloat16 else x).detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
@@ -79,24 +85,31 @@ def _ver(mod):
 _FP_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16')
 _FP_ENV = ('ATEN_CPU_CAPABILITY', 'MKL_CBWR', 'ONEDNN_MAX_CPU_ISA', 'OPENBLAS_CORETYPE', 'OMP_NUM_THREADS')
 
+# %% ../nbs/00_core.ipynb #ec061bb2
 def fp_path() -> dict:
-    "What decides this machine's floating-point results: torch's CPU kernel level, the BLAS and oneDNN builds, the CPU model and its vector flags, the variables that override them."
+    """What decides this machine's floating-point results: torch's CPU kernel level, the BLAS and oneDNN builds, the
+    CPU model and its vector flags, the variables that override them."""
     info = {}
     try: info['cpu_capability'] = torch.backends.cpu.get_cpu_capability()
     except Exception: info['cpu_capability'] = None
     cfg = torch.__config__.show()
     info.update({k.lower(): v for k, v in re.findall(r'(BLAS_INFO|LAPACK_INFO)=(\w+)', cfg)})
-    m = re.search(r'MKL-DNN v([\w.]+)', torch.__config__.parallel_info()); info['onednn'] = m and m.group(1)
+    m = re.search(r'MKL-DNN v([\w.]+)', torch.__config__.parallel_info())
+    info['onednn'] = m and m.group(1)
     try: cpu = Path('/proc/cpuinfo').read_text()
     except OSError: cpu = ''
-    m = re.search(r'model name\s*:\s*(.+)', cpu); info['cpu_model'] = m.group(1).strip() if m else platform.processor() or None
-    m = re.search(r'flags\s*:\s*(.+)', cpu); flags = set(m.group(1).split()) if m else set()
+    m = re.search(r'model name\s*:\s*(.+)', cpu)
+    info['cpu_model'] = m.group(1).strip() if m else platform.processor() or None
+    m = re.search(r'flags\s*:\s*(.+)', cpu)
+    flags = set(m.group(1).split()) if m else set()
     info['cpu_flags'] = [f for f in _FP_FLAGS if f in flags]
     info['env'] = {k: os.environ[k] for k in _FP_ENV if k in os.environ}
     return info
 
+# %% ../nbs/00_core.ipynb #049b3cc6
 def env_info(**extra) -> dict:
-    "Versions, machine, floating-point path (`fp_path`) and date, recorded with every result; `extra` (seeds, command) is merged in."
+    """Versions, machine, floating-point path (`fp_path`) and date, recorded with every result; `extra` (seeds,
+    command) is merged in."""
     d = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
              python=platform.python_version(), platform=platform.platform(), machine=platform.machine(),
              cpus=os.cpu_count(), torch_threads=torch.get_num_threads(),
@@ -108,35 +121,51 @@ def env_info(**extra) -> dict:
 class StateError(ValueError):
     "A file of a results folder that cannot be read safely; the message names it and says how to recover."
 
+# %% ../nbs/00_core.ipynb #29797b19
 def _recover(path) -> str:
     return f"delete {str(Path(path).parent)!r} (or the run's folder) to recompute it, or start again with --fresh"
 
 # %% ../nbs/00_core.ipynb #c6f8bcad
-def load_state(path, what:str='checkpoint', map_location='cpu'):
-    "`torch.load` of `path` with `weights_only=True` (nothing in the file can run code); a `StateError` naming the file otherwise."
+def load_state(path,                   # a `.pth` file
+               what:str='checkpoint',  # what the file is, for messages
+               map_location='cpu',     # where tensors are loaded
+              ):
+    """`torch.load` of `path` with `weights_only=True` (nothing in the file can run code); a `StateError` naming the
+    file otherwise."""
     try: return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError: raise
     except Exception as err:
-        raise StateError(f"{what} {str(path)!r} cannot be read safely ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}); "
+        raise StateError(f"{what} {str(path)!r} cannot be read safely ({type(err).__name__}: "
+                         f"{(str(err).splitlines() or [''])[0][:200]}); "
                          + _recover(path)) from None
 
 # %% ../nbs/00_core.ipynb #36e6f81b
-def read_json(path, what:str='state file', keys=()) -> dict:
+def read_json(path,                   # a JSON file
+              what:str='state file',  # what the file is, for messages
+              keys=(),                # keys that must be present
+             ) -> dict:
     "The JSON object in `path` (with `keys` present), or a `StateError` naming the file and how to recover."
     try: d = json.loads(Path(path).read_text())
     except FileNotFoundError: raise
-    except (OSError, ValueError) as err: raise StateError(f"{what} {str(path)!r} is not valid JSON ({err}); " + _recover(path)) from None
+    except (OSError, ValueError) as err:
+        raise StateError(f"{what} {str(path)!r} is not valid JSON ({err}); " + _recover(path)) from None
     missing = [k for k in keys if not isinstance(d, dict) or k not in d]
-    if missing: raise StateError(f"{what} {str(path)!r} lacks {missing} (not written by this ltr_nb, or damaged); " + _recover(path))
+    if missing:
+        raise StateError(f"{what} {str(path)!r} lacks {missing} (not written by this ltr_nb, or damaged); " + _recover(path))
     return d
 
 # %% ../nbs/00_core.ipynb #c927f27c
 class DiskFull(ValueError):
     "No space left where a results file is written; the message names the folder and the bytes needed."
 
-def write_atomic(path, data:bytes):
-    "Write `data` to `path` through a temporary file and a rename: a crash, a signal or a full disk never leaves a half-written `path` nor a stray `.tmp`."
-    path = Path(path); tmp = path.with_name(path.name + '.tmp')
+# %% ../nbs/00_core.ipynb #c61d61ce
+def write_atomic(path,        # where
+                 data:bytes,  # the bytes
+                ):
+    """Write `data` to `path` through a temporary file and a rename: a crash, a signal or a full disk never leaves a
+    half-written `path` nor a stray `.tmp`."""
+    path = Path(path)
+    tmp = path.with_name(path.name + '.tmp')
     try:
         with open(tmp, 'wb') as f: f.write(data)
         tmp.replace(path)
@@ -149,19 +178,24 @@ def write_atomic(path, data:bytes):
 
 # %% ../nbs/00_core.ipynb #ebc70f24
 def rank_world() -> tuple[int, int]:
-    "`(rank, world size)` of this process in the initialised `torch.distributed` process group; `(0, 1)` when there is none."
-    if os.environ.get('LTR_NB_ONE_PROCESS'): return 0, 1          # inside `ltr_nb.distributed.one_process()` (rank 0 alone)
+    """`(rank, world size)` of this process in the initialised `torch.distributed` process group; `(0, 1)` when there
+    is none."""
+    if os.environ.get('LTR_NB_ONE_PROCESS'):
+        return 0, 1          # inside `ltr_nb.distributed.one_process()` (rank 0 alone)
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
+# %% ../nbs/00_core.ipynb #5b5ba383
 def is_main() -> bool:
     "True on the process that writes files (rank 0, or the only one)."
     return rank_world()[0] == 0
 
+# %% ../nbs/00_core.ipynb #931c3488
 def comm_device(default='cpu') -> torch.device:
     "The device the process group's collectives take tensors on: this process's GPU for NCCL, else `default`."
     return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device(default)
 
+# %% ../nbs/00_core.ipynb #a178fc9f
 def all_sum(t:torch.Tensor) -> torch.Tensor:
     "`t` summed over every process (a new tensor, on `t`'s device); `t` itself when there is one process."
     if rank_world()[1] == 1: return t

@@ -13,7 +13,7 @@ from fastcore.basics import store_attr
 from .core import data_root, ensure_torchvision, as_array
 
 # %% auto #0
-__all__ = ['PROFILES', 'GROUPS', 'SELECTS', 'DATASETS', 'DEFAULT_IF', 'DEFAULT_VAL', 'img_num_per_cls', 'imb_factor_of',
+__all__ = ['PROFILES', 'GROUPS', 'SELECTS', 'DATASETS', 'DEFAULT_IF', 'DEFAULT_VAL', 'img_num_per_cls', 'imb_factor_of', 'Groups',
            'class_groups', 'Source', 'split_val', 'lt_indices', 'LTData', 'make_lt', 'synthetic_sources',
            'synthetic_lt', 'digits_sources', 'md5sum', 'idx_sources', 'cifar_sources', 'write_cifar_fixture',
            'image_folder_sources', 'lt_dataset']
@@ -43,20 +43,33 @@ def img_num_per_cls(n_max:int,          # images kept for the largest class
 def imb_factor_of(cls_counts) -> float:
     "The imbalance factor of a count vector: largest over smallest class."
     c = as_array(cls_counts)
-    if (c <= 0).any(): raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(c))}); every class needs images")
+    if (c <= 0).any():
+        raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(c))}); every class needs images")
     return float(c.max() / c.min())
 
 # %% ../nbs/01_data.ipynb #76309b8a
 GROUPS = ('many', 'medium', 'few')
 
-def class_groups(cls_counts,     # training images per class
-                 many:int=100,   # a class is 'many' with more than `many` images
-                 few:int=20,     # and 'few' with fewer than `few`; 'medium' in between (inclusive)
+@dataclass(frozen=True)
+class Groups:
+    "Many / Medium / Few by training count (Kang et al.: Many > 100 images, Few < 20, Medium in between inclusive)."
+    many:int = 100    # a class is Many with more training images than this
+    few:int = 20      # and Few with fewer than this
+    def __post_init__(self):
+        for k in ('many', 'few'):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{k}={v!r} must be an integer >= 0 (a count of training images)")
+        if self.few > self.many: raise ValueError(f"few={self.few} must not exceed many={self.many}")
+    def __str__(self): return f"Many > {self.many} / Few < {self.few}"
+
+# %% ../nbs/01_data.ipynb #537f03c6
+def class_groups(cls_counts,                # training images per class
+                 groups:Groups=Groups(),    # the Many / Few thresholds
                 ) -> np.ndarray:
     "Group name ('many'/'medium'/'few') of each class from its training count."
-    if few > many: raise ValueError(f"few={few} must not exceed many={many}")
     c = as_array(cls_counts)
-    return np.where(c > many, 'many', np.where(c < few, 'few', 'medium'))
+    return np.where(c > groups.many, 'many', np.where(c < groups.few, 'few', 'medium'))
 
 # %% ../nbs/01_data.ipynb #c1fa43c2
 class Source:
@@ -81,6 +94,7 @@ def _decode(data:bytes) -> torch.Tensor:
     im = np.asarray(Image.open(io.BytesIO(data)).convert('RGB'))
     return torch.from_numpy(im.copy()).permute(2, 0, 1)
 
+# %% ../nbs/01_data.ipynb #03f4045b
 def _decode_files(files, zip_path=None) -> torch.Tensor:
     "Decode image files (paths, or member names of `zip_path`) into one uint8 tensor [N, 3, H, W]."
     if not files: return torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
@@ -88,7 +102,8 @@ def _decode_files(files, zip_path=None) -> torch.Tensor:
         with zipfile.ZipFile(zip_path) as z: ims = [_decode(z.read(f)) for f in files]
     else: ims = [_decode(Path(f).read_bytes()) for f in files]
     shapes = {tuple(i.shape) for i in ims}
-    if len(shapes) > 1: raise ValueError(f"images have different sizes {sorted(shapes)[:3]}...; resize them to one size first")
+    if len(shapes) > 1:
+        raise ValueError(f"images have different sizes {sorted(shapes)[:3]}...; resize them to one size first")
     return torch.stack(ims)
 
 # %% ../nbs/01_data.ipynb #ca2702ca
@@ -96,32 +111,50 @@ SELECTS = ('first', 'random')
 
 def _by_class(labels, n_cls, avail=None):
     "Indices of each class in file order (restricted to `avail` if given)."
-    lab = np.asarray(labels); keep = np.ones(len(lab), bool) if avail is None else np.isin(np.arange(len(lab)), avail)
+    lab = np.asarray(labels)
+    keep = np.ones(len(lab), bool) if avail is None else np.isin(np.arange(len(lab)), avail)
     return [np.flatnonzero((lab == c) & keep) for c in range(n_cls)]
 
+# %% ../nbs/01_data.ipynb #a1ff14b6
 def _check_select(select):
     if select not in SELECTS: raise ValueError(f"select={select!r} is not valid; choose one of {SELECTS}")
 
-def split_val(labels, n_cls:int, val_per_class:int, select:str='first', seed:int=0):
+# %% ../nbs/01_data.ipynb #9cfba6ff
+def split_val(labels,              # labels of the balanced pool
+              n_cls:int,           # number of classes
+              val_per_class:int,   # validation images per class
+              select:str='first',  # 'first' images per class in file order, or 'random'
+              seed:int=0,          # seed of 'random' selection
+             ):
     "Split indices into (train pool, balanced validation) with `val_per_class` per class."
     _check_select(select)
     if val_per_class < 0: raise ValueError(f"val_per_class={val_per_class} must be >= 0")
-    rng = np.random.default_rng(seed); pool, val = [], []
+    rng = np.random.default_rng(seed)
+    pool, val = [], []
     for c, idx in enumerate(_by_class(labels, n_cls)):
         if len(idx) <= val_per_class:
-            raise ValueError(f"class {c} has {len(idx)} images, too few to hold out val_per_class={val_per_class} and train on the rest")
+            raise ValueError(f"class {c} has {len(idx)} images, too few to hold out val_per_class={val_per_class} and "
+                             "train on the rest")
         v = idx[len(idx)-val_per_class:] if select == 'first' else np.sort(rng.choice(idx, val_per_class, replace=False))
-        val.append(v); pool.append(np.setdiff1d(idx, v))
+        val.append(v)
+        pool.append(np.setdiff1d(idx, v))
     return np.sort(np.concatenate(pool)), np.sort(np.concatenate(val)).astype(np.int64)
 
 # %% ../nbs/01_data.ipynb #1b5e5a6f
-def lt_indices(labels, cls_counts, select:str='first', seed:int=0, avail=None) -> np.ndarray:
+def lt_indices(labels,              # labels of the pool
+               cls_counts,          # images to take per class
+               select:str='first',  # 'first' images per class in file order, or 'random'
+               seed:int=0,          # seed of 'random' selection
+               avail=None,          # indices that may be chosen (default: all)
+              ) -> np.ndarray:
     "Indices of an LT subset: `cls_counts[c]` images of class c (first in file order, or seeded random) from `avail`."
     _check_select(select)
-    rng = np.random.default_rng(seed); out = []
+    rng = np.random.default_rng(seed)
+    out = []
     for c, (idx, n) in enumerate(zip(_by_class(labels, len(cls_counts), avail), cls_counts)):
         if n < 1: raise ValueError(f"cls_counts[{c}]={n}: class {c} would be left empty")
-        if len(idx) < n: raise ValueError(f"class {c} has {len(idx)} images available but the profile asks for {n}; lower n_max")
+        if len(idx) < n:
+            raise ValueError(f"class {c} has {len(idx)} images available but the profile asks for {n}; lower n_max")
         out.append(idx[:n] if select == 'first' else np.sort(rng.choice(idx, n, replace=False)))
     return np.sort(np.concatenate(out)).astype(np.int64)
 
@@ -130,31 +163,37 @@ def lt_indices(labels, cls_counts, select:str='first', seed:int=0, avail=None) -
 class LTData:
     "An LT dataset: train (long-tailed), val (balanced, held out of the training pool) and test (untouched)."
     name: str
-    x_train: torch.Tensor; y_train: torch.Tensor
-    x_val: torch.Tensor;   y_val: torch.Tensor
-    x_test: torch.Tensor;  y_test: torch.Tensor
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
     classes: list
     info: dict = field(default_factory=dict)
     @property
     def n_cls(self) -> int: return len(self.classes)
     @property
     def cls_counts(self) -> np.ndarray: return np.bincount(self.y_train.numpy(), minlength=self.n_cls)
-    def groups(self, many=100, few=20) -> np.ndarray:
+    def groups(self, groups:Groups=Groups()) -> np.ndarray:
         "Many/Medium/Few group of each class (see `class_groups`)."
-        return class_groups(self.cls_counts, many, few)
+        return class_groups(self.cls_counts, groups)
     def __repr__(self):
         c = self.cls_counts
-        return (f"LTData({self.name!r}: {len(self.y_train)} train (n_max {c.max()}, n_min {c.min()}, IF {c.max()/c.min():.1f}), "
+        return (f"LTData({self.name!r}: {len(self.y_train)} train (n_max {c.max()}, n_min {c.min()}, IF "
+                f"{c.max()/c.min():.1f}), "
                 f"{len(self.y_val)} val, {len(self.y_test)} test, {self.n_cls} classes, x {tuple(self.x_train.shape[1:])} {self.x_train.dtype})")
 
 # %% ../nbs/01_data.ipynb #ffbda03c
-def make_lt(name:str, train:Source, test:Source,
-            imb_factor:float=100,    # IF = n_max / n_min
-            profile:str='exp',       # 'exp' or 'step'
-            n_max:int|None=None,     # largest class; default: the smallest class of the pool after the val split
-            val_per_class:int=20,    # balanced validation images per class, held out of the training pool
-            select:str='first',      # 'first' n_i in file order (the references) or seeded 'random'
-            seed:int=0,              # seed for `select='random'`
+def make_lt(name:str,              # the dataset's name
+            train:Source,          # the balanced training `Source`
+            test:Source,           # the balanced test `Source`
+            imb_factor:float=100,  # IF = n_max / n_min
+            profile:str='exp',     # 'exp' or 'step'
+            n_max:int|None=None,   # largest class; default: the smallest class of the pool after the val split
+            val_per_class:int=20,  # balanced validation images per class, held out of the training pool
+            select:str='first',    # 'first' n_i in file order (the references) or seeded 'random'
+            seed:int=0,            # seed for `select='random'`
            ) -> LTData:
     "Make an LT dataset from a balanced train/test `Source` pair."
     n_cls = len(train.classes)
@@ -171,23 +210,40 @@ def make_lt(name:str, train:Source, test:Source,
                   test.load(np.arange(len(test))), test.labels.clone(), list(train.classes), info)
 
 # %% ../nbs/01_data.ipynb #60a2b4f6
-def synthetic_sources(n_cls:int=5, dim:int=16, per_class:int=200, test_per_class:int=100, sep:float=3.0, seed:int=0):
+def synthetic_sources(n_cls:int=5,             # number of classes
+                      dim:int=16,              # input dimension
+                      per_class:int=200,       # training images per class
+                      test_per_class:int=100,  # test images per class
+                      sep:float=3.0,           # distance of the class means
+                      seed:int=0,              # seed of the draw
+                     ):
     "Balanced (train, test) `Source`s of Gaussian classes: mean `sep * e_c`, unit variance, float32 [N, dim]."
     if dim < n_cls: raise ValueError(f"dim={dim} must be >= n_cls={n_cls}")
     g = torch.Generator().manual_seed(seed)
     def _split(n):
         y = torch.arange(n_cls).repeat_interleave(n)
-        return Source(y, [f'c{i}' for i in range(n_cls)], x=torch.randn(len(y), dim, generator=g) + sep * torch.eye(dim)[y])
+        return Source(y, [f'c{i}' for i in range(n_cls)],
+                      x=torch.randn(len(y), dim, generator=g) + sep * torch.eye(dim)[y])
     return _split(per_class), _split(test_per_class)
 
-def synthetic_lt(n_cls=5, dim=16, per_class=200, test_per_class=100, imb_factor=10, val_per_class=10, seed=0, **kwargs):
+# %% ../nbs/01_data.ipynb #0ab78254
+def synthetic_lt(n_cls=5,             # number of classes
+                 dim=16,              # input dimension
+                 per_class=200,       # balanced pool images per class
+                 test_per_class=100,  # test images per class
+                 imb_factor=10,       # imbalance factor n_max / n_min
+                 val_per_class=10,    # validation images per class
+                 seed=0,              # seed of the draw
+                 **kwargs,            # more `make_lt` arguments
+                ):
     "A small synthetic LT dataset (tests, examples)."
     tr, te = synthetic_sources(n_cls, dim, per_class, test_per_class, seed=seed)
     return make_lt('synthetic', tr, te, imb_factor=imb_factor, val_per_class=val_per_class, seed=seed, **kwargs)
 
 # %% ../nbs/01_data.ipynb #669e0582
 def digits_sources(test_per_class:int=50):
-    "scikit-learn's digits as (train, test) `Source`s, uint8 [N, 1, 8, 8]; last `test_per_class` of each class are test."
+    """scikit-learn's digits as (train, test) `Source`s, uint8 [N, 1, 8, 8]; last `test_per_class` of each class are
+    test."""
     from sklearn.datasets import load_digits
     d = load_digits()
     x = torch.from_numpy(np.round(d.images * 255 / 16).astype(np.uint8))[:, None]
@@ -196,12 +252,16 @@ def digits_sources(test_per_class:int=50):
     return Source(d.target[pool], names, x=x[pool]), Source(d.target[test], names, x=x[test])
 
 # %% ../nbs/01_data.ipynb #182aad76
-_IDX_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
+_IDX_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz',
+              't10k-labels-idx1-ubyte.gz')
 _IDX_MD5 = {
-    'mnist': ('f68b3c2dcbeaaa9fbdd348bbdeb94873', 'd53e105ee54ea40749a09fcbcd1e9432', '9fb629c4189551a2d022fa330f9573f3', 'ec29112dd5afa0611ce80d1b7f02629c'),
-    'fashion-mnist': ('8d4fb7e6c68d591d4c3dfef9ec88bf0d', '25c81989df183df01b3e8a0aad5dffbe', 'bef4ecab320f06d8554ea6380940ec79', 'bb300cfdad3c16e7a12a480ee83cd310')}
+    'mnist': ('f68b3c2dcbeaaa9fbdd348bbdeb94873', 'd53e105ee54ea40749a09fcbcd1e9432',
+              '9fb629c4189551a2d022fa330f9573f3', 'ec29112dd5afa0611ce80d1b7f02629c'),
+    'fashion-mnist': ('8d4fb7e6c68d591d4c3dfef9ec88bf0d', '25c81989df183df01b3e8a0aad5dffbe',
+                      'bef4ecab320f06d8554ea6380940ec79', 'bb300cfdad3c16e7a12a480ee83cd310')}
 _IDX_CLASSES = {'mnist': [str(i) for i in range(10)],
-                'fashion-mnist': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']}
+                'fashion-mnist': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker',
+                                  'Bag', 'Ankle boot']}
 _TV_NAME = {'mnist': 'MNIST', 'fashion-mnist': 'FashionMNIST', 'cifar10': 'CIFAR10', 'cifar100': 'CIFAR100'}
 
 def md5sum(path) -> str:
@@ -211,6 +271,7 @@ def md5sum(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()
 
+# %% ../nbs/01_data.ipynb #f490dcac
 def _check_files(name, folder, files, md5s, how, verify=True):
     "Raise a clear error for missing or corrupt files; return their paths."
     paths = [folder/f for f in files]
@@ -231,9 +292,11 @@ def _read_idx(path) -> np.ndarray:
     if zero != 0 or dtype != 0x08: raise ValueError(f"{str(path)!r} is not an unsigned-byte IDX file")
     shape = struct.unpack(f'>{ndim}I', data[4:4 + 4 * ndim])
     arr = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(shape)): raise ValueError(f"{str(path)!r} is truncated: {arr.size} of {int(np.prod(shape))} values")
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"{str(path)!r} is truncated: {arr.size} of {int(np.prod(shape))} values")
     return arr.reshape(shape).copy()  # writable
 
+# %% ../nbs/01_data.ipynb #234bdc74
 def _download_tv(name, root):
     "Download through torchvision (only when asked for, and only online)."
     ensure_torchvision()
@@ -241,13 +304,19 @@ def _download_tv(name, root):
     cls = getattr(tvd, _TV_NAME[name])
     for train in (True, False): cls(str(root), train=train, download=True)
 
-def idx_sources(name:str='fashion-mnist', root=None, download:bool=False, verify:bool=True):
+# %% ../nbs/01_data.ipynb #147ca8dd
+def idx_sources(name:str='fashion-mnist',  # 'mnist' or 'fashion-mnist'
+                root=None,                 # data root (default: `$LTR_NB_DATA`)
+                download:bool=False,       # download missing files (torchvision; needs the internet)
+                verify:bool=True,          # check the files' MD5 sums
+               ):
     "MNIST / Fashion-MNIST (train, test) `Source`s from the official IDX gz files, uint8 [N, 1, 28, 28]."
     if name not in _IDX_MD5: raise ValueError(f"name={name!r} is not an IDX dataset; choose one of {list(_IDX_MD5)}")
     root = data_root(root)
     if download: _download_tv(name, root)
     folder = next((f for f in (root/name, root/_TV_NAME[name]/'raw') if f.is_dir()), root/name)
-    how = (f"Put the four official files there, set ${'LTR_NB_DATA'} (or pass root=) to the folder that holds '{name}/', "
+    how = (f"Put the four official files there, set ${'LTR_NB_DATA'} (or pass root=) to the folder that holds "
+           f"'{name}/', "
            f"or pass download=True on a machine that is online (torchvision downloads them).")
     p = _check_files(name, folder, _IDX_FILES, _IDX_MD5[name], how, verify)
     xs, ys, xt, yt = (_read_idx(f) for f in p)
@@ -256,24 +325,36 @@ def idx_sources(name:str='fashion-mnist', root=None, download:bool=False, verify
 
 # %% ../nbs/01_data.ipynb #6f81a7fd
 _CIFAR = {
-    'cifar10': ('cifar-10-batches-py', [('data_batch_1', 'c99cafc152244af753f735de768cd75f'), ('data_batch_2', 'd4bba439e000b95fd0a9bffe97cbabec'),
-                ('data_batch_3', '54ebc095f3ab1f0389bbae665268c751'), ('data_batch_4', '634d18415352ddfa80567beed471001a'),
-                ('data_batch_5', '482c414d41f54cd18b22e5b47cb7c3cb')], [('test_batch', '40351d587109b95175f43aff81a1287e')],
+    'cifar10': ('cifar-10-batches-py', [('data_batch_1', 'c99cafc152244af753f735de768cd75f'),
+                                        ('data_batch_2', 'd4bba439e000b95fd0a9bffe97cbabec'),
+                ('data_batch_3', '54ebc095f3ab1f0389bbae665268c751'),
+                ('data_batch_4', '634d18415352ddfa80567beed471001a'),
+                ('data_batch_5', '482c414d41f54cd18b22e5b47cb7c3cb')], [('test_batch',
+                                                                         '40351d587109b95175f43aff81a1287e')],
                 ('batches.meta', '5ff9c542aee3614f3951f8cda6e48888', 'label_names'), b'labels'),
-    'cifar100': ('cifar-100-python', [('train', '16019d7e3df5f24257cddd939b257f8d')], [('test', 'f0ef6b0ae62326f3e7ffdfab6717acfc')],
+    'cifar100': ('cifar-100-python', [('train', '16019d7e3df5f24257cddd939b257f8d')],
+                 [('test', 'f0ef6b0ae62326f3e7ffdfab6717acfc')],
                  ('meta', '7973b15100ade9c7d40fb424638fde48', 'fine_label_names'), b'fine_labels')}
 
 def _unpickle(p):
     with open(p, 'rb') as f: return pickle.load(f, encoding='bytes')
 
-def cifar_sources(name:str='cifar10', root=None, download:bool=False, verify:bool=True):
-    "CIFAR-10/100 (train, test) `Source`s from the official python pickles (torchvision's layout), uint8 [N, 3, 32, 32]."
+# %% ../nbs/01_data.ipynb #c69dda4c
+def cifar_sources(name:str='cifar10',   # 'cifar10' or 'cifar100'
+                  root=None,            # data root (default: `$LTR_NB_DATA`)
+                  download:bool=False,  # download missing files (torchvision; needs the internet)
+                  verify:bool=True,     # check the files' MD5 sums
+                 ):
+    """CIFAR-10/100 (train, test) `Source`s from the official python pickles (torchvision's layout), uint8 [N, 3, 32,
+    32]."""
     if name not in _CIFAR: raise ValueError(f"name={name!r} is not a CIFAR dataset; choose one of {list(_CIFAR)}")
     root = data_root(root)
     if download: _download_tv(name, root)
     folder, trl, tel, (meta, meta_md5, key), lab_key = _CIFAR[name]
-    files = [f for f, _ in trl + tel] + [meta]; md5s = [m for _, m in trl + tel] + [meta_md5]
-    how = (f"Extract the official python version of {name} (the folder '{folder}/') under the data root, set $LTR_NB_DATA "
+    files = [f for f, _ in trl + tel] + [meta]
+    md5s = [m for _, m in trl + tel] + [meta_md5]
+    how = (f"Extract the official python version of {name} (the folder '{folder}/') under the data root, set "
+           "$LTR_NB_DATA "
            f"(or pass root=) to its parent, or pass download=True on a machine that is online.")
     paths = dict(zip(files, _check_files(name, root/folder, files, md5s, how, verify)))
     classes = [c.decode() if isinstance(c, bytes) else c for c in _unpickle(paths[meta])[key.encode()]]
@@ -284,11 +365,16 @@ def cifar_sources(name:str='cifar10', root=None, download:bool=False, verify:boo
     return _load(trl), _load(tel)
 
 # %% ../nbs/01_data.ipynb #ba7dbad2
-def write_cifar_fixture(root, name:str='cifar10', per_class:int=3, seed:int=0):
+def write_cifar_fixture(root,                # data root to write under
+                        name:str='cifar10',  # 'cifar10' or 'cifar100'
+                        per_class:int=3,     # images per class
+                        seed:int=0,          # seed of the pixels
+                       ):
     "Write a tiny dataset in the official CIFAR pickle format under `root` (for tests)."
     folder, trl, tel, (meta, _, key), lab_key = _CIFAR[name]
     n_cls = 10 if name == 'cifar10' else 100
-    rng = np.random.default_rng(seed); (Path(root)/folder).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    (Path(root)/folder).mkdir(parents=True, exist_ok=True)
     def _dump(fname, obj):
         with open(Path(root)/folder/fname, 'wb') as f: pickle.dump(obj, f)
     for fname, _ in trl + tel:
@@ -306,10 +392,13 @@ def _folder_listing(path:Path):
     with zipfile.ZipFile(path) as z: names = sorted(n for n in z.namelist() if not n.endswith('/'))
     return names, path, ''
 
+# %% ../nbs/01_data.ipynb #1dad30c4
 def image_folder_sources(path):
     "(train, test) `Source`s from `path/{train,test}/<class>/*` (a folder or a .zip of one)."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"path={str(path)!r} does not exist; expected a folder or .zip with train/<class>/ and test/<class>/")
+    if not path.exists():
+        raise FileNotFoundError(f"path={str(path)!r} does not exist; expected a folder or .zip with train/<class>/ "
+                                "and test/<class>/")
     names, zp, base = _folder_listing(path)
     splits = {'train': {}, 'test': {}}
     for n in names:
@@ -319,10 +408,12 @@ def image_folder_sources(path):
     if not splits['train'] or not splits['test']:
         raise FileNotFoundError(f"path={str(path)!r} has no images under train/<class>/ and test/<class>/")
     classes = sorted(splits['train'])
-    if sorted(splits['test']) != classes: raise ValueError(f"train classes {classes} and test classes {sorted(splits['test'])} differ in {str(path)!r}")
+    if sorted(splits['test']) != classes:
+        raise ValueError(f"train classes {classes} and test classes {sorted(splits['test'])} differ in {str(path)!r}")
     def _src(d):
         files = [f for c in classes for f in d[c]]
-        return Source(np.repeat(np.arange(len(classes)), [len(d[c]) for c in classes]), classes, files=files, zip_path=zp)
+        return Source(np.repeat(np.arange(len(classes)), [len(d[c]) for c in classes]), classes, files=files,
+                      zip_path=zp)
     return _src(splits['train']), _src(splits['test'])
 
 # %% ../nbs/01_data.ipynb #67e3e07a
@@ -332,8 +423,11 @@ def _sources(name, root=None, download=False, verify=True):
     if name in _IDX_MD5: return idx_sources(name, root, download, verify)
     if name in _CIFAR: return cifar_sources(name, root, download, verify)
     if name == 'cifar10-jpeg':
-        r = data_root(root); p = next((q for q in (r/'cifar10-jpeg', r/'cifar10-jpeg.zip') if q.exists()), None)
-        if p is None: raise FileNotFoundError(f"dataset 'cifar10-jpeg': neither 'cifar10-jpeg/' nor 'cifar10-jpeg.zip' is in {str(r)!r}; "
+        r = data_root(root)
+        p = next((q for q in (r/'cifar10-jpeg', r/'cifar10-jpeg.zip') if q.exists()), None)
+        if p is None:
+            raise FileNotFoundError("dataset 'cifar10-jpeg': neither 'cifar10-jpeg/' nor 'cifar10-jpeg.zip' is in "
+                                    f"{str(r)!r}; "
                                               f"set $LTR_NB_DATA (or pass root=) to the folder that holds it")
         return image_folder_sources(p)
     raise ValueError(f"dataset={name!r} is unknown; choose one of {DATASETS} or use image_folder_sources")
@@ -342,6 +436,7 @@ DATASETS = ('digits', 'synthetic', 'mnist', 'fashion-mnist', 'cifar10', 'cifar10
 DEFAULT_IF = {'digits': 10, 'synthetic': 10}
 DEFAULT_VAL = {'digits': 10, 'synthetic': 10}
 
+# %% ../nbs/01_data.ipynb #692706c7
 def lt_dataset(name:str='digits',           # one of `DATASETS`
                imb_factor:float|None=None,  # IF; default 10 for digits/synthetic, 100 otherwise
                profile:str='exp',           # 'exp' or 'step'
@@ -357,5 +452,6 @@ def lt_dataset(name:str='digits',           # one of `DATASETS`
     if name not in DATASETS: raise ValueError(f"dataset={name!r} is unknown; choose one of {DATASETS}")
     tr, te = _sources(name, root, download, verify)
     return make_lt(name, tr, te, imb_factor=DEFAULT_IF.get(name, 100) if imb_factor is None else imb_factor,
-                   profile=profile, n_max=n_max, val_per_class=DEFAULT_VAL.get(name, 20) if val_per_class is None else val_per_class,
+                   profile=profile, n_max=n_max,
+                   val_per_class=DEFAULT_VAL.get(name, 20) if val_per_class is None else val_per_class,
                    select=select, seed=seed)

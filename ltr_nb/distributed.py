@@ -28,66 +28,88 @@ def launched() -> bool:
 
 _BACKENDS = ('gloo', 'nccl', 'mpi', 'ucc', 'xccl')
 
+# %% ../nbs/06c_distributed.ipynb #764f5311
 def available_backends() -> list[str]:
     return [b for b in _BACKENDS if dist.is_available() and dist.is_backend_available(b)]
 
+# %% ../nbs/06c_distributed.ipynb #b61b9a81
 def init_distributed(backend:str|None=None,   # 'nccl' (GPUs), 'gloo' (CPUs), ...; default: nccl with CUDA, else gloo
                      device=None,              # 'cpu' or 'cuda': what the processes train on (default: cuda if available)
                      timeout_min:int=120,      # how long a process waits for the others (rank 0 alone trains the heads meanwhile)
                     ) -> tuple[int, int]:
-    "Join the process group the launcher describes in the environment; `(rank, world)`. `(0, 1)` when not launched. Bad settings raise before anything trains."
+    """Join the process group the launcher describes in the environment; `(rank, world)`. `(0, 1)` when not launched.
+    Bad settings raise before anything trains."""
     if not launched(): return 0, 1
     if dist.is_initialized(): return rank_world()
     world = int(os.environ['WORLD_SIZE'])
     missing = [k for k in ('RANK', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
-    if missing: raise ValueError(f"WORLD_SIZE={world} but {missing} are not set; start the processes with torchrun or accelerate launch")
+    if missing:
+        raise ValueError(f"WORLD_SIZE={world} but {missing} are not set; start the processes with torchrun or "
+                         "accelerate launch")
     cuda = torch.device(device).type == 'cuda' if device is not None else torch.cuda.is_available()
     backend = backend or ('nccl' if cuda else 'gloo')
     if backend not in available_backends():
         raise ValueError(f"backend={backend!r} is not available in this torch build; available: {available_backends()}")
-    if backend == 'nccl' and not cuda: raise ValueError("backend='nccl' needs CUDA GPUs (device=cuda); use backend='gloo' on CPUs")
+    if backend == 'nccl' and not cuda:
+        raise ValueError("backend='nccl' needs CUDA GPUs (device=cuda); use backend='gloo' on CPUs")
     if cuda:
         lr = int(os.environ['LOCAL_RANK'])
         if lr >= torch.cuda.device_count():
-            raise ValueError(f"LOCAL_RANK={lr} but this machine has {torch.cuda.device_count()} visible GPU(s); start at most that many processes per node")
+            raise ValueError(f"LOCAL_RANK={lr} but this machine has {torch.cuda.device_count()} visible GPU(s); start "
+                             "at most that many processes per node")
         torch.cuda.set_device(lr)
     dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_min))
     return rank_world()
 
+# %% ../nbs/06c_distributed.ipynb #0d1303ce
 def local_device(device:str) -> str:
-    "This process's device: under a launcher, `cuda` or `cuda:N` becomes `cuda:<LOCAL_RANK>` (each process its own GPU)."
+    """This process's device: under a launcher, `cuda` or `cuda:N` becomes `cuda:<LOCAL_RANK>` (each process its own
+    GPU)."""
     if launched() and str(device).split(':')[0] == 'cuda': return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
     return device
 
 # %% ../nbs/06c_distributed.ipynb #44010153
-def check_same(value, what:str):
+def check_same(value,     # this process's value (JSON-able)
+               what:str,  # what it is, for the message
+              ):
     "`value` if every process has the same one; else a `ValueError` on every process listing what each has."
     r, w = rank_world()
     if w == 1: return value
-    vals = [None] * w; dist.all_gather_object(vals, value)
+    vals = [None] * w
+    dist.all_gather_object(vals, value)
     if any(v != vals[0] for v in vals):
         raise ValueError(f"{what} differs across processes (" + '; '.join(f"rank {i}: {v!r}" for i, v in enumerate(vals)) +
                          "); start every process with the same arguments")
     return value
 
+# %% ../nbs/06c_distributed.ipynb #218b7636
 def finish_distributed():
-    "Wait for every process, then leave the process group (before the interpreter exits, so no communication thread is left running)."
-    if dist.is_available() and dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
+    """Wait for every process, then leave the process group (before the interpreter exits, so no communication thread
+    is left running)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
-def exit_together(message:str,          # what went wrong (printed with the program's name and, when launched, the rank)
-                  code:int=2,           # exit status
-                  prog:str='ltr_nb',
-                  wait_s:float=60):     # longest wait for the other processes (they may not have failed)
+# %% ../nbs/06c_distributed.ipynb #fcbfe72e
+def exit_together(message:str,        # what went wrong (printed with the program's name and, when launched, the rank)
+                  code:int=2,         # exit status
+                  prog:str='ltr_nb',  # program name in the message
+                  wait_s:float=60,    # longest wait for the other processes (they may not have failed)
+                 ):  # longest wait for the other processes (they may not have failed)
     "Print the error on stderr, wait until every process has reported (at most `wait_s`), then exit with `code`."
     # A launcher stops every process once the first exits; without the wait, only the fastest process would report.
     r = os.environ.get('RANK')
     line = (f"{prog}: rank {r}: error: {message}" if launched() else f"{prog}: error: {message}") + '\n'
-    try: sys.stderr.flush(); os.write(sys.stderr.fileno(), line.encode())   # one write: processes' lines do not interleave
-    except (AttributeError, OSError, ValueError): print(line, end='', file=sys.stderr, flush=True)   # a notebook's or a test's stream
+    try:
+        sys.stderr.flush()
+        os.write(sys.stderr.fileno(), line.encode())   # one write: processes' lines do not interleave
+    except (AttributeError, OSError, ValueError):
+        print(line, end='', file=sys.stderr, flush=True)   # a notebook's or a test's stream
     if launched() and dist.is_available() and dist.is_gloo_available():
         t = datetime.timedelta(seconds=wait_s)
         try:
-            if not dist.is_initialized(): dist.init_process_group('gloo', timeout=t)        # the launch failed before the group was made
+            if not dist.is_initialized():
+                dist.init_process_group('gloo', timeout=t)        # the launch failed before the group was made
             g = None if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo', timeout=t)
             dist.monitored_barrier(group=g, timeout=t, wait_all_ranks=True)
         except Exception: pass      # a process that did not fail, or a dead launcher: exit anyway
@@ -95,16 +117,23 @@ def exit_together(message:str,          # what went wrong (printed with the prog
             if dist.is_initialized(): dist.destroy_process_group()
     sys.exit(code)
 
+# %% ../nbs/06c_distributed.ipynb #3198a3f4
 def broadcast(value):
     "Rank 0's `value`, on every process (for decisions only rank 0 may take, such as reading the output folder)."
     if rank_world()[1] == 1: return value
-    box = [value]; dist.broadcast_object_list(box, src=0); return box[0]
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
+# %% ../nbs/06c_distributed.ipynb #e8dad499
 @contextmanager
 def one_process():
-    "Inside, fastai and `rank_world` see one process: for work rank 0 does alone (heads, evaluation), with no collective call."
-    if rank_world()[0] != 0: raise RuntimeError("one_process() is for rank 0's own work; the other processes must not enter it")
-    old = os.environ.get('WORLD_SIZE'); os.environ.update(WORLD_SIZE='1', LTR_NB_ONE_PROCESS='1')
+    """Inside, fastai and `rank_world` see one process: for work rank 0 does alone (heads, evaluation), with no
+    collective call."""
+    if rank_world()[0] != 0:
+        raise RuntimeError("one_process() is for rank 0's own work; the other processes must not enter it")
+    old = os.environ.get('WORLD_SIZE')
+    os.environ.update(WORLD_SIZE='1', LTR_NB_ONE_PROCESS='1')
     try: yield
     finally:
         os.environ.pop('LTR_NB_ONE_PROCESS', None)
@@ -119,6 +148,7 @@ def _wrap_dl(self:DistributedTrainer, dl):
     new = rank_dl(dl, r, w)
     return new if new is not None else DistributedDL(dl, rank=r, world_size=w)
 
+# %% ../nbs/06c_distributed.ipynb #eaa4389e
 def _broadcast(self:DistributedDL, t, rank):
     "Broadcast `t` from `rank` on the process group's device (CUDA for NCCL, CPU for gloo)."
     t = torch.as_tensor(t, dtype=torch.long, device=comm_device())
@@ -127,9 +157,11 @@ def _broadcast(self:DistributedDL, t, rank):
 
 _HOOKS = ((DistributedTrainer, '_wrap_dl', _wrap_dl), (DistributedDL, '_broadcast', _broadcast))
 
+# %% ../nbs/06c_distributed.ipynb #7821b54c
 @contextmanager
 def fastai_hooks():
-    "Inside, fastai's `DistributedTrainer._wrap_dl` and `DistributedDL._broadcast` are the library's; fastai's own are back on leaving."
+    """Inside, fastai's `DistributedTrainer._wrap_dl` and `DistributedDL._broadcast` are the library's; fastai's own
+    are back on leaving."""
     old = [(cls, name, cls.__dict__[name]) for cls, name, _ in _HOOKS]
     for cls, name, f in _HOOKS: setattr(cls, name, f)
     try: yield
@@ -138,42 +170,61 @@ def fastai_hooks():
 
 # %% ../nbs/06c_distributed.ipynb #92f17c56
 class ShareWeight(Callback):
-    "Scale each process's training loss by its piece's share of the global batch (× world): DDP's average is then the global batch's mean even when the last batch splits unevenly."
+    """Scale each process's training loss by its piece's share of the global batch (× world): DDP's average is then the
+    global batch's mean even when the last batch splits unevenly."""
     order = 1      # right after the loss, before anything reads `loss_grad` for the backward pass
     def after_loss(self):
         w = rank_world()[1]
         if not self.training or w == 1 or not callable(getattr(self.dl, 'plan', None)): return
-        if getattr(self, '_plan_of', None) is not self.dl: self._plan, self._plan_of = self.dl.plan(), self.dl   # once per loader
+        if getattr(self, '_plan_of', None) is not self.dl:
+            self._plan, self._plan_of = self.dl.plan(), self.dl   # once per loader
         s, e, lo, hi = self._plan[self.iter]
-        if (hi - lo) * w != e - s: self.learn.loss_grad = self.learn.loss_grad * ((hi - lo) * w / (e - s))   # only uneven pieces
+        if (hi - lo) * w != e - s:
+            self.learn.loss_grad = self.learn.loss_grad * ((hi - lo) * w / (e - s))   # only uneven pieces
 
+# %% ../nbs/06c_distributed.ipynb #14baed5e
 def _bn_types(model) -> dict:
     "name -> class of every BatchNorm module of `model` (what SyncBatchNorm replaces)."
-    return {n: type(m) for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)}
+    return {n: type(m) for n, m in model.named_modules() if isinstance(m,
+                                                                       nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)}
 
-def restore_batchnorm(model, types:dict):
-    "Put back the BatchNorm classes `types` (from `_bn_types`) where a multi-process fit left `SyncBatchNorm`, keeping their state."
+# %% ../nbs/06c_distributed.ipynb #a6eeefac
+def restore_batchnorm(model,       # the model a multi-process fit used
+                      types:dict,  # the BatchNorm classes to put back (`_bn_types`)
+                     ):
+    """Put back the BatchNorm classes `types` (from `_bn_types`) where a multi-process fit left `SyncBatchNorm`,
+    keeping their state."""
     for name, m in list(model.named_modules()):
         if not isinstance(m, nn.SyncBatchNorm) or name not in types: continue
-        bn = types[name](m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats).to(next(iter(m.state_dict().values())).device)
-        bn.load_state_dict(m.state_dict()); bn.train(m.training)
+        bn = types[name](m.num_features, m.eps, m.momentum, m.affine,
+                         m.track_running_stats).to(next(iter(m.state_dict().values())).device)
+        bn.load_state_dict(m.state_dict())
+        bn.train(m.training)
         parent, _, child = name.rpartition('.')
         setattr(model.get_submodule(parent) if parent else model, child, bn)
     return model
 
+# %% ../nbs/06c_distributed.ipynb #7e1c6a82
 def _on_gpu(learn) -> bool:
     p = next(iter(learn.model.parameters()), None)
     return (p is not None and p.is_cuda) or torch.device(getattr(learn.dls, 'device', None) or 'cpu').type == 'cuda'
 
+# %% ../nbs/06c_distributed.ipynb #361b1e20
 @contextmanager
-def distributed(learn, what:str='training'):
-    "fastai's `learn.distrib_ctx()` when launched with several processes (SyncBatchNorm on GPUs); nothing otherwise. Checks first, on every process."
-    if not launched(): yield learn; return
+def distributed(learn,                # the `Learner` about to fit
+                what:str='training',  # what runs, for messages
+               ):
+    """fastai's `learn.distrib_ctx()` when launched with several processes (SyncBatchNorm on GPUs); nothing otherwise.
+    Checks first, on every process."""
+    if not launched():
+        yield learn
+        return
     gpu = _on_gpu(learn)
     init_distributed(device='cuda' if gpu else 'cpu')
     r, w = rank_world()
     cfg = getattr(getattr(learn, 'lt_run', None), 'cfg', None)
-    check_same(dict(seed=getattr(cfg, 'seed', None), bs=getattr(learn.dls.train, 'bs', None), n=len(learn.dls.train)), f"{what}: seed, batch size or epoch length")
+    check_same(dict(seed=getattr(cfg, 'seed', None), bs=getattr(learn.dls.train, 'bs', None), n=len(learn.dls.train)),
+               f"{what}: seed, batch size or epoch length")
     rank_dl(learn.dls.train, r, w)                         # refuses a batch or epoch that does not split, before the fit
     had_progress, sw = hasattr(learn, 'progress'), ShareWeight()
     learn.add_cb(sw)
@@ -183,4 +234,5 @@ def distributed(learn, what:str='training'):
     finally:
         learn.remove_cb(sw)
         restore_batchnorm(learn.model, bn)        # a head trained later on one process must not wait for the others
-    if not had_progress and hasattr(learn, 'progress'): learn.remove_cb(ProgressCallback)   # fastai adds it back on rank > 0
+    if not had_progress and hasattr(learn, 'progress'):
+        learn.remove_cb(ProgressCallback)   # fastai adds it back on rank > 0

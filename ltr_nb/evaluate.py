@@ -13,6 +13,7 @@ from fastai.learner import Learner
 from .core import as_array
 from .loaders import DeviceLoader, Normalize
 from .adapters import as_splits, eval_loader, xy_batches, check_split, cls_counts_of
+from .data import Groups
 from .metrics import lt_report
 from .models import get_classifier, as_view, unwrap
 
@@ -24,14 +25,19 @@ __all__ = ['Features', 'eval_mode', 'device_of', 'features_of', 'inputs_of', 'co
 @dataclass
 class Features:
     "Features and labels of the train / valid / test splits under a fixed model (eval mode, no augmentation)."
-    train: torch.Tensor; y_train: torch.Tensor
-    valid: torch.Tensor; y_valid: torch.Tensor
-    test: torch.Tensor;  y_test: torch.Tensor
+    train: torch.Tensor
+    y_train: torch.Tensor
+    valid: torch.Tensor
+    y_valid: torch.Tensor
+    test: torch.Tensor
+    y_test: torch.Tensor
     cls_counts: np.ndarray
     def split(self, name:str) -> tuple:
         "`(features, labels)` of 'train', 'valid' or 'test'."
-        check_split(name); return getattr(self, name), getattr(self, f'y_{name}')
+        check_split(name)
+        return getattr(self, name), getattr(self, f'y_{name}')
 
+# %% ../nbs/05a_evaluate.ipynb #25de1925
 @contextmanager
 def eval_mode(model:nn.Module):
     "Put `model` in eval mode inside the block and restore every submodule's own mode after it."
@@ -41,6 +47,7 @@ def eval_mode(model:nn.Module):
     finally:
         for m, t in modes: m.training = t
 
+# %% ../nbs/05a_evaluate.ipynb #98799f88
 def device_of(m:nn.Module) -> torch.device:
     "The device of `m`'s first parameter or buffer (the CPU for a module with neither)."
     t = next(iter(list(m.parameters()) + list(m.buffers())), None)
@@ -50,49 +57,73 @@ def device_of(m:nn.Module) -> torch.device:
 @torch.no_grad()
 def _outputs(m:nn.Module, fn, dl, what:str) -> tuple[torch.Tensor, torch.Tensor]:
     "`fn(x)` of every batch of `dl` and its labels, on `m`'s device with `m` in eval mode (its modes restored after)."
-    dev = device_of(m); outs, ys = [], []
+    dev = device_of(m)
+    outs, ys = [], []
     with eval_mode(m):
         for xb, yb in xy_batches(dl, what):
-            outs.append(fn(xb.to(dev)).float().cpu()); ys.append(torch.as_tensor(yb).as_subclass(torch.Tensor).long().cpu())
+            outs.append(fn(xb.to(dev)).float().cpu())
+            ys.append(torch.as_tensor(yb).as_subclass(torch.Tensor).long().cpu())
     return (torch.cat(outs), torch.cat(ys)) if outs else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
 
-def features_of(model, dl, what:str='data') -> tuple[torch.Tensor, torch.Tensor]:
-    "Features and labels of every batch of the loader `dl`, on the model's device in eval mode (the model is not changed)."
+# %% ../nbs/05a_evaluate.ipynb #66540e8c
+def features_of(model,            # a model (module, view or `Learner`); not changed
+                dl,               # a loader of `(x, y)` batches
+                what:str='data',  # what the loader holds, for the message
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and labels of every batch of the loader `dl`, on the model's device in eval mode (the model is not
+    changed)."""
     view = as_view(model)
     return _outputs(view.model, view.features, dl, what)
 
-def inputs_of(model, data, feats=None):
-    "`(data, feats)`: a `Features` passed as `data` is taken as `feats`; a `Learner` brings its own data when none is given."
+# %% ../nbs/05a_evaluate.ipynb #82acf6f9
+def inputs_of(model,       # a model with a linear classifier: module, `ClassifierView` or `Learner`
+              data,        # data, a `Features`, or None (a `Learner` brings its own)
+              feats=None,  # cached `Features` or None
+             ):
+    """`(data, feats)`: a `Features` passed as `data` is taken as `feats`; a `Learner` brings its own data when none is
+    given."""
     if isinstance(data, Features): feats, data = data, None
     if data is None and isinstance(model, Learner): data = model.dls
     return data, feats
 
+# %% ../nbs/05a_evaluate.ipynb #45592ae0
 def compute_features(model,                  # any model with one linear classifier (its body gives the features)
                      x:torch.Tensor,         # inputs [N, ...]: uint8 images or floats already normalised
                      norm:Normalize|None=None, # uint8 inputs: the normalisation (default: statistics of `x`)
                      bs:int=512,             # inputs per forward pass
                      device=None,            # where the batches are made (default: `x`'s device)
                     ) -> torch.Tensor:
-    "Features of the tensor `x` in eval mode, batch by batch (no augmentation), on `x`'s device; batches go through the model's device."
-    dl = DeviceLoader(x, torch.zeros(len(x), dtype=torch.long, device=x.device), bs=bs, norm=norm, device=device or x.device)
+    """Features of the tensor `x` in eval mode, batch by batch (no augmentation), on `x`'s device; batches go through
+    the model's device."""
+    dl = DeviceLoader(x, torch.zeros(len(x), dtype=torch.long, device=x.device), bs=bs, norm=norm,
+                      device=device or x.device)
     return features_of(model, dl)[0].to(x.device)
 
+# %% ../nbs/05a_evaluate.ipynb #ff4f271a
 def _n_out(model) -> int: return get_classifier(model).out_features
 
-def check_counts(cls_counts, n_out):
+# %% ../nbs/05a_evaluate.ipynb #60da8d7c
+def check_counts(cls_counts,  # training images per class
+                 n_out,       # the classifier's outputs
+                ):
     if len(cls_counts) != n_out:
-        raise ValueError(f"cls_counts has {len(cls_counts)} classes but the classifier has {n_out} outputs; they must match "
+        raise ValueError(f"cls_counts has {len(cls_counts)} classes but the classifier has {n_out} outputs; they must "
+                         "match "
                          f"(labels must be 0..{n_out - 1})")
 
+# %% ../nbs/05a_evaluate.ipynb #5452cc59
 def cache_features(model,                    # any model with one linear classifier, or a `Learner`
                    data=None,                # any data (`ltr_nb.adapters`); default: a `Learner`'s own
                    norm:Normalize|None=None, # tensor data: the normalisation for evaluation
                    device=None,              # unused: features are computed on the model's device
                    cls_counts=None,          # training images per class (default: counted from the training labels)
                   ) -> Features:
-    "Features of the train / valid / test splits of any data, computed once; class counts from the training labels unless given."
+    """Features of the train / valid / test splits of any data, computed once; class counts from the training labels
+    unless given."""
     data, _ = inputs_of(model, data)
-    if data is None: raise ValueError(f"data is None and model is a {type(model).__name__}; pass the data (an LTData, a fastai Learner or DataLoaders, a PyTorch DataLoader or Dataset)")
+    if data is None:
+        raise ValueError(f"data is None and model is a {type(model).__name__}; pass the data (an LTData, a fastai "
+                         "Learner or DataLoaders, a PyTorch DataLoader or Dataset)")
     sp = as_splits(data)
     if sp['train'] is None: raise ValueError("data has no training split; the heads need the training features")
     out = {k: features_of(model, eval_loader(src, norm=norm), f'the {k} split of data') if src is not None
@@ -102,11 +133,20 @@ def cache_features(model,                    # any model with one linear classif
     check_counts(counts, n)
     return Features(*out['train'], *out['valid'], *out['test'], counts)
 
-def features_for(name, model, data, feats, device=None) -> Features:
-    "Cached features from `feats`, or computed from `data` (a `Features` passed as `data` is taken as `feats`; a `Learner` brings its data)."
+# %% ../nbs/05a_evaluate.ipynb #7031c5c3
+def features_for(name,         # the caller's name, for messages
+                 model,        # a model with a linear classifier: module, `ClassifierView` or `Learner`
+                 data,         # data, a `Features`, or None (a `Learner` brings its own)
+                 feats,        # cached `Features`, or None to compute them
+                 device=None,  # where features are computed (default: the model's device)
+                ) -> Features:
+    """Cached features from `feats`, or computed from `data` (a `Features` passed as `data` is taken as `feats`; a
+    `Learner` brings its data)."""
     data, feats = inputs_of(model, data, feats)
     if feats is not None: return feats
-    if data is None: raise ValueError(f"{name} needs data (an LTData, a fastai Learner or DataLoaders, a PyTorch DataLoader or Dataset) "
+    if data is None:
+        raise ValueError(f"{name} needs data (an LTData, a fastai Learner or DataLoaders, a PyTorch DataLoader or "
+                         "Dataset) "
                                       f"or cached feats; got a {type(model).__name__} and neither")
     return cache_features(model, data, device=device)
 
@@ -116,48 +156,53 @@ def predict_features(head:nn.Module,      # a classifier: `nn.Linear`, an NCM he
                      feats:torch.Tensor,   # cached features [N, D], on any device
                      bs:int=4096,          # rows per forward pass
                     ) -> torch.Tensor:
-    "Logits (or scores) of `head` on cached features, computed on the head's device (its device and mode are kept), returned on the features' device."
+    """Logits (or scores) of `head` on cached features, computed on the head's device (its device and mode are kept),
+    returned on the features' device."""
     dev = device_of(head)
     with eval_mode(head):
         return torch.cat([head(feats[i:i + bs].to(dev)).float().to(feats.device) for i in range(0, len(feats), bs)]) if len(feats) else feats.new_zeros(0)
 
+# %% ../nbs/05a_evaluate.ipynb #07d6db5d
 def feats_report(model,                # a model (or `Learner`) whose classifier is scored
                  feats:Features,       # cached features of its body
                  split:str='test',     # 'train', 'valid' or 'test'
-                 many:int=100,         # Many: more training images than this
-                 few:int=20,           # Few: fewer than this
+                 groups:Groups=Groups(),  # the Many / Few thresholds
                 ) -> dict:
     "`lt_report` of `model`'s classifier (linear or NCM) on the cached features of 'train', 'valid' or 'test'."
     x, y = feats.split(split)
-    if x is None or len(y) == 0: raise ValueError(f"split={split!r}: the features have no samples of this split (the data has no {split} split)")
-    return lt_report(predict_features(get_classifier(model), x), y, feats.cls_counts, many, few)
+    if x is None or len(y) == 0:
+        raise ValueError(f"split={split!r}: the features have no samples of this split (the data has no {split} split)")
+    return lt_report(predict_features(get_classifier(model), x), y, feats.cls_counts, groups)
 
+# %% ../nbs/05a_evaluate.ipynb #ea0b0f6e
 @torch.no_grad()
 def evaluate_model(model,              # any model with one linear classifier, or a `Learner`
                    data=None,          # any data (`ltr_nb.adapters`); default: a `Learner`'s own
                    split:str='test',   # 'train', 'valid' or 'test'
-                   many:int=100,       # Many: more training images than this
-                   few:int=20,         # Few: fewer than this
+                   groups:Groups=Groups(),  # the Many / Few thresholds
                    cls_counts=None,    # training images per class; default: counted from the training labels
                   ) -> dict:
-    "`lt_report` of any model (or `Learner`) on a split of any data, in eval mode without augmentation; counts from the training labels."
+    """`lt_report` of any model (or `Learner`) on a split of any data, in eval mode without augmentation; counts from
+    the training labels."""
     check_split(split)
     data, _ = inputs_of(model, data)
     sp = as_splits(data)
-    if sp[split] is None: raise ValueError(f"data has no {split!r} split; it has {[k for k, v in sp.items() if v is not None]}")
+    if sp[split] is None:
+        raise ValueError(f"data has no {split!r} split; it has {[k for k, v in sp.items() if v is not None]}")
     m = unwrap(model)
     preds, ys = _outputs(m, m, eval_loader(sp[split]), f'the {split} split of data')
     counts = as_array(cls_counts) if cls_counts is not None else cls_counts_of(data, preds.shape[1])
     check_counts(counts, preds.shape[1])
-    return lt_report(preds, ys, counts, many, few)
+    return lt_report(preds, ys, counts, groups)
 
+# %% ../nbs/05a_evaluate.ipynb #06149f1d
 def report(model,                      # any model with one linear classifier (or NCM head), or a `Learner`
            data=None,                  # cached `Features`, or any data (default: a `Learner`'s own)
            split:str='test',           # 'train', 'valid' or 'test'
-           many:int=100,               # Many: more training images than this
-           few:int=20,                 # Few: fewer than this
+           groups:Groups=Groups(),     # the Many / Few thresholds
            cls_counts=None,            # computed data only: training images per class (default: from the training labels)
           ) -> dict:
-    "The one report: `lt_report` of a model (or `Learner`) on a split, from cached `Features` when `data` is one, else from any data."
-    if isinstance(data, Features): return feats_report(model, data, split, many, few)
-    return evaluate_model(model, data, split, many, few, cls_counts)
+    """The one report: `lt_report` of a model (or `Learner`) on a split, from cached `Features` when `data` is one,
+    else from any data."""
+    if isinstance(data, Features): return feats_report(model, data, split, groups)
+    return evaluate_model(model, data, split, groups, cls_counts)

@@ -8,7 +8,7 @@ import json, math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 import ltr_nb
-from .data import DATASETS
+from .data import DATASETS, Groups
 from .listfile import LIST_RECIPES
 from .models import ARCHS
 from .train import recipe, TrainConfig
@@ -21,7 +21,8 @@ __all__ = ['SUITES_DIR', 'FIELDS', 'Experiment', 'is_list_dataset', 'check_exper
 # %% ../nbs/08d_experiments.ipynb #08a9d43c
 @dataclass
 class Experiment:
-    "One row of a results table: a dataset and its LT recipe, a training recipe, one method with its options, and the seeds."
+    """One row of a results table: a dataset and its LT recipe, a training recipe, one method with its options, and the
+    seeds."""
     name:str                         # short name: a folder name and what `--only` selects
     method:str                       # a key of `METHODS`
     label:str|None = None            # the table's row label (default: the method's label)
@@ -47,49 +48,67 @@ class Experiment:
     seeds:list = field(default_factory=lambda: [0, 1, 2])  # one run per seed
     options:dict = field(default_factory=dict)             # the method's options (see `METHODS[method].defaults`)
     paper:dict|None = None           # the paper's numbers to print beside ours: {'All': 71.2, 'source': '...'}
+    @property
+    def groups(self) -> Groups: return Groups(self.many, self.few)
 
 # %% ../nbs/08d_experiments.ipynb #c9bde256
 def is_list_dataset(dataset:str) -> bool:
     "Whether `dataset` is read from list files (a benchmark of `LIST_RECIPES`, or 'list:<folder>')."
     return dataset in LIST_RECIPES or dataset.startswith('list:')
 
+# %% ../nbs/08d_experiments.ipynb #e78008cc
 def _finite(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
+# %% ../nbs/08d_experiments.ipynb #4bbd01a1
 def _check_containers(e:Experiment, n:str):
     "Seeds in NumPy's seed range, without duplicates; the paper's numbers."
     if not e.seeds: raise ValueError(f"{n}seeds={e.seeds!r} names no seed; e.g. [0]")
     if any(not type_ok(s, 'int') or not 0 <= s < 2**32 for s in e.seeds):
-        raise ValueError(f"{n}seeds={e.seeds!r} must be integers in 0..4294967295 (NumPy's seed range; larger seeds would repeat smaller ones)")
+        raise ValueError(f"{n}seeds={e.seeds!r} must be integers in 0..4294967295 (NumPy's seed range; larger seeds "
+                         "would repeat smaller ones)")
     if len(set(e.seeds)) != len(e.seeds): raise ValueError(f"{n}seeds={e.seeds!r} has duplicates")
     if e.paper is not None and any(not type_ok(v, 'str' if k == 'source' else 'float') for k, v in e.paper.items()):
         raise ValueError(f"{n}paper={e.paper!r} must map group names to numbers (and 'source' to a text)")
 
+# %% ../nbs/08d_experiments.ipynb #191d9d60
 def _check_name(e:Experiment, n:str):
     if not e.name or any(c in e.name for c in '/\\ \t\n') or e.name.startswith('.'):
         raise ValueError(f"{n}name={e.name!r} must be a non-empty folder name (no slashes or spaces)")
-    if len(e.name) > 80: raise ValueError(f"{n}name={e.name[:20] + '...'!r} is {len(e.name)} characters long; use at most 80 (it names a folder)")
+    if len(e.name) > 80:
+        raise ValueError(f"{n}name={e.name[:20] + '...'!r} is {len(e.name)} characters long; use at most 80 (it names "
+                         "a folder)")
     if e.method not in METHODS: raise ValueError(f"{n}method={e.method!r} is unknown; choose one of {list(METHODS)}")
-
 
 # %% ../nbs/08d_experiments.ipynb #6c4ff1f1
 def _check_data(e:Experiment, bad):
     "The dataset and its long-tailed recipe: list files fix the split; otherwise IF, profile, sizes and selection."
     listed = is_list_dataset(e.dataset)
     if e.dataset not in DATASETS and not listed:
-        bad('dataset', e.dataset, f"is unknown; choose one of {list(DATASETS)}, a list-file benchmark {list(LIST_RECIPES)} or 'list:<folder>'")
+        bad('dataset', e.dataset, f"is unknown; choose one of {list(DATASETS)}, a list-file benchmark "
+                                  f"{list(LIST_RECIPES)} or 'list:<folder>'")
     if listed:       # the list files fix the long-tailed split and the validation set
-        for f, v, d in (('imb_factor', e.imb_factor, None), ('n_max', e.n_max, None), ('val_per_class', e.val_per_class, None),
+        for f, v, d in (('imb_factor', e.imb_factor, None), ('n_max', e.n_max, None),
+                        ('val_per_class', e.val_per_class, None),
                         ('profile', e.profile, 'exp'), ('select', e.select, 'first')):
-            if v != d: bad(f, v, f"does not apply to the list-file dataset {e.dataset!r} (its list files fix the split); leave it unset")
-        if (e.arch or '') == 'mlp': bad('arch', e.arch, f"needs in-memory inputs; the list-file dataset {e.dataset!r} streams images: choose one of {[a for a in ARCHS if a != 'mlp']}")
-    elif e.size is not None: bad('size', e.size, f"applies to list-file datasets only; {e.dataset!r} keeps its image size")
-    if e.size is not None and not (isinstance(e.size, int) and e.size >= 8): bad('size', e.size, 'must be an integer >= 8 (crop size in pixels)')
-    if e.imb_factor is not None and not (_finite(e.imb_factor) and e.imb_factor >= 1): bad('imb_factor', e.imb_factor, 'must be a finite number >= 1')
+            if v != d:
+                bad(f, v, f"does not apply to the list-file dataset {e.dataset!r} (its list files fix the split); "
+                          "leave it unset")
+        if (e.arch or '') == 'mlp':
+            bad('arch', e.arch, f"needs in-memory inputs; the list-file dataset {e.dataset!r} streams images: choose "
+                                f"one of {[a for a in ARCHS if a != 'mlp']}")
+    elif e.size is not None:
+        bad('size', e.size, f"applies to list-file datasets only; {e.dataset!r} keeps its image size")
+    if e.size is not None and not (isinstance(e.size, int) and e.size >= 8):
+        bad('size', e.size, 'must be an integer >= 8 (crop size in pixels)')
+    if e.imb_factor is not None and not (_finite(e.imb_factor) and e.imb_factor >= 1):
+        bad('imb_factor', e.imb_factor, 'must be a finite number >= 1')
     if e.profile not in ('exp', 'step'): bad('profile', e.profile, "is not valid; choose 'exp' or 'step'")
     if e.n_max is not None and e.n_max < 1: bad('n_max', e.n_max, 'must be >= 1')
-    if e.val_per_class is not None and e.val_per_class < 1: bad('val_per_class', e.val_per_class, 'must be >= 1 (model selection, τ and the heads need a validation split)')
+    if e.val_per_class is not None and e.val_per_class < 1:
+        bad('val_per_class', e.val_per_class, 'must be >= 1 (model selection, τ and the heads need a validation split)')
     if e.select not in ('first', 'random'): bad('select', e.select, "is not valid; choose 'first' or 'random'")
 
+# %% ../nbs/08d_experiments.ipynb #a9d34b19
 def _check_recipe(e:Experiment, bad):
     "The training recipe's fields and the Many / Few thresholds."
     if e.arch is not None and e.arch not in ARCHS: bad('arch', e.arch, f'is unknown; choose one of {list(ARCHS)}')
@@ -97,7 +116,8 @@ def _check_recipe(e:Experiment, bad):
     if e.lr is not None and not (_finite(e.lr) and e.lr > 0): bad('lr', e.lr, 'must be a finite number > 0')
     if e.bs is not None and e.bs < 1: bad('bs', e.bs, 'must be >= 1')
     if e.wd is not None and not (_finite(e.wd) and e.wd >= 0): bad('wd', e.wd, 'must be a finite number >= 0')
-    if e.few < 0 or e.many < e.few: bad('many, few', (e.many, e.few), 'must satisfy many >= few >= 0 (Many: > many images, Few: < few)')
+    if e.few < 0 or e.many < e.few:
+        bad('many, few', (e.many, e.few), 'must satisfy many >= few >= 0 (Many: > many images, Few: < few)')
 
 # %% ../nbs/08d_experiments.ipynb #e8b8e995
 def check_experiment(e:Experiment) -> Experiment:
@@ -115,26 +135,39 @@ def check_experiment(e:Experiment) -> Experiment:
     except ValueError as err: raise ValueError(n + str(err).replace('this method', f'method {e.method!r}')) from None
     return replace(e, options=o)
 
+# %% ../nbs/08d_experiments.ipynb #d007eff1
 def train_grid(e:Experiment) -> dict:
     "The training options of `e` given as lists (a sweep of training runs, chosen on validation); {} if none."
     m = METHODS[e.method]
     return m.train_grid({**m.defaults, **e.options})
 
-def at_point(e:Experiment, p:dict) -> Experiment:
+# %% ../nbs/08d_experiments.ipynb #d422f6e0
+def at_point(e:Experiment,  # an experiment whose options hold a grid
+             p:dict,        # a grid point {option: value}
+            ) -> Experiment:
     "`e` with its options at grid point `p`."
     return replace(e, options={**e.options, **p})
 
+# %% ../nbs/08d_experiments.ipynb #50d3ee73
 def data_spec(e:Experiment) -> dict:
     "What decides `e`'s data: the dataset and its long-tailed recipe."
-    d = dict(dataset=e.dataset, imb_factor=e.imb_factor, profile=e.profile, n_max=e.n_max, val_per_class=e.val_per_class, select=e.select)
+    d = dict(dataset=e.dataset, imb_factor=e.imb_factor, profile=e.profile, n_max=e.n_max,
+             val_per_class=e.val_per_class, select=e.select)
     return d if e.size is None else {**d, 'size': e.size}     # (no key when unset: earlier runs keep their keys)
 
-def train_config(e:Experiment, seed:int) -> TrainConfig:
-    "The training recipe of experiment `e` for `seed` (the dataset's recipe, the experiment's fields, the method's sampler and wd)."
+# %% ../nbs/08d_experiments.ipynb #0a29785a
+def train_config(e:Experiment,  # the experiment (one row of a suite)
+                 seed:int,      # the run's seed
+                ) -> TrainConfig:
+    """The training recipe of experiment `e` for `seed` (the dataset's recipe, the experiment's fields, the method's
+    sampler and wd)."""
     m = METHODS[e.method]
-    t = m.settings(m.first({**m.defaults, **e.options}))      # a training grid: its first point (the runner sweeps the others)
-    return recipe(e.dataset, epochs=e.epochs, lr=e.lr, bs=e.bs, wd=t.get('wd', e.wd), wd_mode=e.wd_mode, schedule=e.schedule, arch=e.arch,
-                  many=e.many, few=e.few, channels_last=e.channels_last, bf16=e.bf16, compile=e.compile, sampler=t['sampler'], seed=seed)
+    t = m.settings(m.first({**m.defaults,
+                            **e.options}))      # a training grid: its first point (the runner sweeps the others)
+    return recipe(e.dataset, epochs=e.epochs, lr=e.lr, bs=e.bs, wd=t.get('wd', e.wd), wd_mode=e.wd_mode,
+                  schedule=e.schedule, arch=e.arch,
+                  many=e.many, few=e.few, channels_last=e.channels_last, bf16=e.bf16, compile=e.compile,
+                  sampler=t['sampler'], seed=seed)
 
 # %% ../nbs/08d_experiments.ipynb #78652689
 SUITES_DIR = Path(ltr_nb.__file__).parent/'suites'
@@ -142,29 +175,39 @@ FIELDS = {f.name for f in fields(Experiment)}
 
 def suite_names() -> list[str]: return sorted(p.stem for p in SUITES_DIR.glob('*.json'))
 
+# %% ../nbs/08d_experiments.ipynb #cdecb537
 def load_suite(suite) -> dict:
-    "A suite (a shipped name, a path to a `.json` file, or a dict): `dict(name, about, experiments=[Experiment, ...])`, every experiment checked."
+    """A suite (a shipped name, a path to a `.json` file, or a dict): `dict(name, about, experiments=[Experiment,
+    ...])`, every experiment checked."""
     if isinstance(suite, dict): d, src = suite, 'the suite'
     else:
         p = Path(suite) if str(suite).endswith('.json') else SUITES_DIR/f'{suite}.json'
-        if not p.is_file(): raise ValueError(f"suite={str(suite)!r} is neither a shipped suite {suite_names()} nor a .json file that exists")
+        if not p.is_file():
+            raise ValueError(f"suite={str(suite)!r} is neither a shipped suite {suite_names()} nor a .json file that "
+                             "exists")
         try: d = json.loads(p.read_text())
         except json.JSONDecodeError as err: raise ValueError(f"suite={str(suite)!r} is not valid JSON: {err}") from None
         src = str(p)
-    if not isinstance(d, dict): raise ValueError(f"{src}: a suite must be a JSON object with 'experiments', not a {type(d).__name__}")
+    if not isinstance(d, dict):
+        raise ValueError(f"{src}: a suite must be a JSON object with 'experiments', not a {type(d).__name__}")
     unknown = sorted(set(d) - {'name', 'about', 'defaults', 'experiments'})
-    if unknown: raise ValueError(f"{src}: unknown keys {unknown}; a suite has 'name', 'about', 'defaults' and 'experiments'")
+    if unknown:
+        raise ValueError(f"{src}: unknown keys {unknown}; a suite has 'name', 'about', 'defaults' and 'experiments'")
     for k, t in (('name', str), ('about', str), ('defaults', dict)):
         if k in d and not isinstance(d[k], t): raise ValueError(f"{src}: {k}={d[k]!r} must be a {t.__name__}")
-    if not isinstance(d.get('experiments'), list) or not d['experiments']: raise ValueError(f"{src}: 'experiments' must be a non-empty list")
+    if not isinstance(d.get('experiments'), list) or not d['experiments']:
+        raise ValueError(f"{src}: 'experiments' must be a non-empty list")
     base = d.get('defaults', {})
     exps = []
     for i, x in enumerate(d['experiments']):
         if not isinstance(x, dict): raise ValueError(f"{src}: experiment {i} must be an object of fields, not {x!r}")
         kw = {**base, **x}
         unknown = set(kw) - FIELDS
-        if unknown: raise ValueError(f"{src}: experiment {i} ({x.get('name')!r}) has unknown fields {sorted(unknown)}; valid: {sorted(FIELDS)}")
-        if 'name' not in kw or 'method' not in kw: raise ValueError(f"{src}: experiment {i} needs a 'name' and a 'method'")
+        if unknown:
+            raise ValueError(f"{src}: experiment {i} ({x.get('name')!r}) has unknown fields {sorted(unknown)}; valid: "
+                             f"{sorted(FIELDS)}")
+        if 'name' not in kw or 'method' not in kw:
+            raise ValueError(f"{src}: experiment {i} needs a 'name' and a 'method'")
         exps.append(check_experiment(Experiment(**kw)))
     names = [e.name for e in exps]
     dup = sorted({n for n in names if names.count(n) > 1})

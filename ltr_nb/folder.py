@@ -17,12 +17,16 @@ __all__ = ['FORMAT', 'VERSION', 'OWNED', 'write_json', 'read_manifest', 'write_m
 
 # %% ../nbs/08b_folder.ipynb #1337d39d
 FORMAT, VERSION = 'ltr_nb-results', 1
-OWNED = ('manifest.json', 'results.json', 'table.md', 'results', 'runs', 'sweeps.db')   # plus *.png and *.tmp at the top level
+OWNED = ('manifest.json', 'results.json', 'table.md', 'results', 'runs',
+         'sweeps.db')   # plus *.png and *.tmp at the top level
 
-def write_json(path, obj):
+def write_json(path,  # where
+               obj,   # a JSON-able object (non-finite floats become null)
+              ):
     "Write `obj` as strict JSON (non-finite numbers as null) atomically: a temporary file, then a rename."
     write_atomic(path, json.dumps(_jsonable(obj), indent=1, allow_nan=False).encode())
 
+# %% ../nbs/08b_folder.ipynb #fd2c70c8
 def _jsonable(x):
     if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
@@ -33,31 +37,45 @@ def _jsonable(x):
 
 # %% ../nbs/08b_folder.ipynb #5f1baec6
 def read_manifest(out) -> dict|None:
-    "The manifest of results folder `out` (None if it has none); a `StateError` if it is not ltr_nb's, damaged or of another format version."
+    """The manifest of results folder `out` (None if it has none); a `StateError` if it is not ltr_nb's, damaged or of
+    another format version."""
     f = Path(out)/'manifest.json'
     if not f.is_file(): return None
     m = read_json(f, 'manifest')
     if not isinstance(m, dict) or m.get('format') != FORMAT:
-        raise StateError(f"out={str(out)!r}: its manifest.json is not ltr_nb's (no format {FORMAT!r}); this is not a results folder "
+        raise StateError(f"out={str(out)!r}: its manifest.json is not ltr_nb's (no format {FORMAT!r}); this is not a "
+                         "results folder "
                          "ltr_nb wrote: choose another --out (ltr_nb never deletes folders it did not write)")
-    if m.get('version') != VERSION: raise StateError(f"{str(f)!r} has format version {m.get('version')!r}; this ltr_nb reads version {VERSION}")
-    ok = isinstance(m.get('experiments'), list) and all(isinstance(e, dict) and isinstance(e.get('name'), str) for e in m['experiments'])
-    if not ok: raise StateError(f"{str(f)!r}: 'experiments' must be a list of experiments with names; delete the folder or pass --fresh")
+    if m.get('version') != VERSION:
+        raise StateError(f"{str(f)!r} has format version {m.get('version')!r}; this ltr_nb reads version {VERSION}")
+    ok = isinstance(m.get('experiments'),
+                    list) and all(isinstance(e, dict) and isinstance(e.get('name'), str) for e in m['experiments'])
+    if not ok:
+        raise StateError(f"{str(f)!r}: 'experiments' must be a list of experiments with names; delete the folder or "
+                         "pass --fresh")
     return m
 
 # %% ../nbs/08b_folder.ipynb #d4280aa3
-def write_manifest(out, suite:str, about:str, experiments:list[dict]):
-    "Write (or extend) the manifest of `out`: the experiments already there and `experiments` (by name; a new one replaces an old one)."
+def write_manifest(out,                     # the results folder
+                   suite:str,               # the suite's name
+                   about:str,               # the suite's description
+                   experiments:list[dict],  # experiments as dicts
+                  ):
+    """Write (or extend) the manifest of `out`: the experiments already there and `experiments` (by name; a new one
+    replaces an old one)."""
     old = read_manifest(out) or dict(experiments=[])
     exps = {e['name']: e for e in old['experiments']}
     exps.update({e['name']: e for e in experiments})
-    write_json(Path(out)/'manifest.json', dict(format=FORMAT, version=VERSION, suite=suite, about=about, experiments=list(exps.values())))
+    write_json(Path(out)/'manifest.json',
+               dict(format=FORMAT, version=VERSION, suite=suite, about=about, experiments=list(exps.values())))
 
 # %% ../nbs/08b_folder.ipynb #b66a68f1
 def clear_results(out) -> list[str]:
-    "Delete what ltr_nb wrote in results folder `out` (a `StateError` if it is not one); returns the names removed. Other files stay."
+    """Delete what ltr_nb wrote in results folder `out` (a `StateError` if it is not one); returns the names removed.
+    Other files stay."""
     out = Path(out)
-    if read_manifest(out) is None: raise StateError(f"out={str(out)!r} has no manifest.json: not a results folder ltr_nb wrote")
+    if read_manifest(out) is None:
+        raise StateError(f"out={str(out)!r} has no manifest.json: not a results folder ltr_nb wrote")
     gone = []
     for p in sorted(out.iterdir()):
         if p.name in OWNED or (p.is_file() and p.suffix in ('.png', '.tmp')):
@@ -66,6 +84,7 @@ def clear_results(out) -> list[str]:
             gone.append(p.name)
     return gone
 
+# %% ../nbs/08b_folder.ipynb #112e7ad4
 def _rmtree(d:Path):
     "Remove `d`, following no symbolic link out of it."
     for p in d.iterdir():
@@ -75,17 +94,28 @@ def _rmtree(d:Path):
 
 # %% ../nbs/08b_folder.ipynb #26e1d82b
 class FolderLock:
-    "An exclusive lock on results folder `out` for one job (a context manager); a second holder gets a `ValueError` naming the first's PID."
+    """An exclusive lock on results folder `out` for one job (a context manager); a second holder gets a `ValueError`
+    naming the first's PID."""
     def __init__(self, out): self.path, self.f = Path(out)/'.ltr_nb.lock', None
     def __enter__(self):
         if fcntl is None: return self          # no OS lock on this platform: one job per folder is then up to you
         self.f = open(self.path, 'a+')
         try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.f.seek(0); pid = self.f.read().strip() or '?'; self.f.close(); self.f = None
-            raise ValueError(f"out={str(self.path.parent)!r} is in use by another ltr_nb job (PID {pid}); wait until it ends, "
+            self.f.seek(0)
+            pid = self.f.read().strip() or '?'
+            self.f.close()
+            self.f = None
+            raise ValueError(f"out={str(self.path.parent)!r} is in use by another ltr_nb job (PID {pid}); wait until "
+                             "it ends, "
                              "or choose another --out") from None
-        self.f.seek(0); self.f.truncate(); self.f.write(str(os.getpid())); self.f.flush()
+        self.f.seek(0)
+        self.f.truncate()
+        self.f.write(str(os.getpid()))
+        self.f.flush()
         return self
     def __exit__(self, *exc):
-        if self.f is not None: fcntl.flock(self.f, fcntl.LOCK_UN); self.f.close(); self.f = None
+        if self.f is not None:
+            fcntl.flock(self.f, fcntl.LOCK_UN)
+            self.f.close()
+            self.f = None

@@ -20,7 +20,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
 from fastcore.basics import noop
-from .data import LTData
+from .data import LTData, Groups
 from .sampling import SAMPLERS, sampler_for
 from .loaders import DeviceLoader, lt_dls, SetEpoch, Deterministic, keep_cudnn
 from .adapters import check_split, cls_counts_of, class_aware_dls
@@ -34,7 +34,10 @@ __all__ = ['NCM_TRANSFORMS', 'NCM_METRICS', 'HEADS', 'tau_norm_linear', 'with_he
            'head_inputs', 'crt', 'LWSLinear', 'lws', 'decoupled_heads']
 
 # %% ../nbs/06a_heads.ipynb #a9a9773f
-def tau_norm_linear(fc:nn.Linear, tau:float=1.0, keep_bias:bool=False) -> nn.Linear:
+def tau_norm_linear(fc:nn.Linear,          # a linear classifier
+                    tau:float=1.0,         # τ: rows divided by ‖w_j‖^τ (0: unchanged, 1: unit norm)
+                    keep_bias:bool=False,  # keep the bias (the reference drops it)
+                   ) -> nn.Linear:
     "A new `nn.Linear` with rows $w_j / \\lVert w_j\\rVert^\\tau$; bias dropped (reference) or kept."
     if not isinstance(fc, nn.Linear): raise ValueError(f"fc is {type(fc).__name__}, not nn.Linear")
     if tau < 0: raise ValueError(f"tau={tau} must be >= 0 (0: unchanged, 1: unit-norm rows)")
@@ -45,35 +48,59 @@ def tau_norm_linear(fc:nn.Linear, tau:float=1.0, keep_bias:bool=False) -> nn.Lin
         if new.bias is not None: new.bias.copy_(fc.bias.detach())
     return new
 
-def with_head(model, head:nn.Module):
-    "A copy of `model` (same kind: module, view or `Learner`) whose classifier is `head`, on the old classifier's device."
+# %% ../nbs/06a_heads.ipynb #a5cb0a6a
+def with_head(model,           # a module, view or `Learner`
+              head:nn.Module,  # the new classifier module
+             ):
+    """A copy of `model` (same kind: module, view or `Learner`) whose classifier is `head`, on the old classifier's
+    device."""
     head = head.to(device_of(get_classifier(model)))
     return rewrap(model, as_view(model).with_classifier(head))
 
-def tau_norm(model, tau:float=1.0, keep_bias:bool=False):
+# %% ../nbs/06a_heads.ipynb #bc433dbf
+def tau_norm(model,                 # a model with a linear classifier: module, `ClassifierView` or `Learner`
+             tau:float=1.0,         # τ: rows divided by ‖w_j‖^τ (0: unchanged, 1: unit norm)
+             keep_bias:bool=False,  # keep the bias (the reference drops it)
+            ):
     "A copy of `model` with a τ-normalised classifier."
     return with_head(model, tau_norm_linear(get_classifier(model, linear=True), tau, keep_bias))
 
 # %% ../nbs/06a_heads.ipynb #ecf12225
-def tau_sweep(model, feats:Features, taus=None, keep_bias:bool=False, split:str='valid', many:int=100, few:int=20) -> dict:
-    "Reports of τ-normalization for each τ of `taus` on `split` ('valid' to choose, 'test' to plot); best τ by mean per-class accuracy."
+def tau_sweep(model,                      # a model with a linear classifier (module, view or `Learner`)
+              feats:Features,             # its cached features (`cache_features`)
+              taus=None,                  # the τ grid (default 0, 0.1, ..., 2)
+              keep_bias:bool=False,       # keep the bias (the reference drops it)
+              split:str='valid',          # 'valid' to choose τ, 'test' to plot
+              groups:Groups=Groups(),     # the Many / Few thresholds
+             ) -> dict:
+    """Reports of τ-normalization for each τ of `taus` on `split` ('valid' to choose, 'test' to plot); best τ by mean
+    per-class accuracy."""
     taus = np.round(np.linspace(0, 2, 21), 3) if taus is None else as_array(taus, dtype=float)
     check_split(split, ('valid', 'test'))
     x, y = feats.split(split)
-    if len(y) == 0: raise ValueError(f"the {split} split is empty: τ must be chosen on held-out data; give data a validation split")
+    if len(y) == 0:
+        raise ValueError(f"the {split} split is empty: τ must be chosen on held-out data; give data a validation split")
     fc = get_classifier(model, linear=True)
     check_counts(feats.cls_counts, fc.out_features)
-    reps = [lt_report(predict_features(tau_norm_linear(fc, t, keep_bias), x), y, feats.cls_counts, many, few) for t in taus]
+    reps = [lt_report(predict_features(tau_norm_linear(fc, t, keep_bias), x), y, feats.cls_counts, groups)
+            for t in taus]
     best = int(np.argmax([r['mean_cls'] for r in reps]))
     return dict(taus=taus.tolist(), reports=reps, best_tau=float(taus[best]))
 
-def plot_tau_sweep(sweep:dict, ax=None, title:str|None=None):
+# %% ../nbs/06a_heads.ipynb #e96ec2e7
+def plot_tau_sweep(sweep:dict,           # a sweep (`tau_sweep` or `la_sweep`)
+                   ax=None,              # matplotlib axes (default: a new figure)
+                   title:str|None=None,  # the plot's title
+                  ):
     "Many / Medium / Few / All accuracy against τ, the chosen τ marked."
     if ax is None: _, ax = plt.subplots(figsize=(5.5, 3.2))
     for k, st in zip(('many', 'medium', 'few', 'all'), ('-o', '-s', '-^', 'k-')):
         ax.plot(sweep['taus'], [r[k] for r in sweep['reports']], st, ms=3, label=k)
-    ax.axvline(sweep['best_tau'], color='grey', ls='--', lw=1); ax.set_xlabel('τ'); ax.set_ylabel('accuracy')
-    ax.legend(fontsize=8); ax.set_title(title or f"τ sweep (chosen τ = {sweep['best_tau']:g})")
+    ax.axvline(sweep['best_tau'], color='grey', ls='--', lw=1)
+    ax.set_xlabel('τ')
+    ax.set_ylabel('accuracy')
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"τ sweep (chosen τ = {sweep['best_tau']:g})")
     return ax
 
 # %% ../nbs/06a_heads.ipynb #be9f9f75
@@ -82,12 +109,14 @@ NCM_TRANSFORMS, NCM_METRICS = ('none', 'l2', 'center_l2'), ('cos', 'euclid')
 def _check_xy(x, y, what='features'):
     if len(x) != len(y): raise ValueError(f"{what} has {len(x)} rows but labels has {len(y)}; they must match")
 
+# %% ../nbs/06a_heads.ipynb #e92bc25d
 class NCMClassifier(nn.Module):
     "Nearest-class-mean head: scores of (transformed) features against class means."
     lt_head = True  # a classifier for `ltr_nb.models` (not an nn.Linear)
     def __init__(self, means:torch.Tensor, center:torch.Tensor|None, transform:str='center_l2', metric:str='cos'):
         super().__init__()
-        self.register_buffer('means', means); self.register_buffer('center', center if center is not None else torch.zeros(means.shape[1], device=means.device))
+        self.register_buffer('means', means)
+        self.register_buffer('center', center if center is not None else torch.zeros(means.shape[1], device=means.device))
         self.transform, self.metric = transform, metric
     @property
     def out_features(self) -> int: return self.means.shape[0]
@@ -99,19 +128,36 @@ class NCMClassifier(nn.Module):
         if self.metric == 'cos': return F.normalize(f, dim=-1) @ F.normalize(self.means, dim=-1).T
         return -torch.cdist(f, self.means).pow(2)
 
-def ncm_head(feats:torch.Tensor, labels:torch.Tensor, n_cls:int, transform:str='center_l2', metric:str='cos') -> NCMClassifier:
+# %% ../nbs/06a_heads.ipynb #45649557
+def ncm_head(feats:torch.Tensor,         # training features [N, D]
+             labels:torch.Tensor,        # their labels [N]
+             n_cls:int,                  # number of classes
+             transform:str='center_l2',  # feature transform: 'center_l2', 'l2' or 'none'
+             metric:str='cos',           # 'cos' (cosine similarity) or 'euclid' (squared distance) to the class means
+            ) -> NCMClassifier:
     "An `NCMClassifier` from training features and labels."
-    if transform not in NCM_TRANSFORMS: raise ValueError(f"transform={transform!r} is not valid; choose one of {NCM_TRANSFORMS}")
+    if transform not in NCM_TRANSFORMS:
+        raise ValueError(f"transform={transform!r} is not valid; choose one of {NCM_TRANSFORMS}")
     if metric not in NCM_METRICS: raise ValueError(f"metric={metric!r} is not valid; choose one of {NCM_METRICS}")
     _check_xy(feats, labels)
-    labels = torch.as_tensor(labels).long().to(feats.device); counts = torch.bincount(labels, minlength=n_cls)
-    if (counts == 0).any(): raise ValueError(f"class {int((counts == 0).nonzero()[0])} has no training features; NCM needs every class")
-    head = NCMClassifier(feats.new_zeros(n_cls, feats.shape[1]), feats.mean(0) if transform == 'center_l2' else None, transform, metric)
+    labels = torch.as_tensor(labels).long().to(feats.device)
+    counts = torch.bincount(labels, minlength=n_cls)
+    if (counts == 0).any():
+        raise ValueError(f"class {int((counts == 0).nonzero()[0])} has no training features; NCM needs every class")
+    head = NCMClassifier(feats.new_zeros(n_cls, feats.shape[1]), feats.mean(0) if transform == 'center_l2' else None,
+                         transform, metric)
     t = head.tfm(feats.float())
     head.means = t.new_zeros(n_cls, feats.shape[1]).index_add_(0, labels, t) / counts[:, None]
     return head
 
-def ncm(model, data=None, feats:Features|None=None, transform:str='center_l2', metric:str='cos', device=None):
+# %% ../nbs/06a_heads.ipynb #98a4686d
+def ncm(model,                      # a model with a linear classifier: module, `ClassifierView` or `Learner`
+        data=None,                  # its data (default: a `Learner`'s own)
+        feats:Features|None=None,   # cached `Features` (instead of `data`)
+        transform:str='center_l2',  # feature transform: 'center_l2', 'l2' or 'none'
+        metric:str='cos',           # 'cos' (cosine similarity) or 'euclid' (squared distance) to the class means
+        device=None,                # where features are computed (default: the model's device)
+       ):
     "A copy of `model` whose classifier is the NCM head of the training features of `data` (or of cached `feats`)."
     f = features_for('ncm', model, data, feats, device)
     return with_head(model, ncm_head(f.train, f.y_train, len(f.cls_counts), transform, metric))
@@ -120,19 +166,27 @@ def ncm(model, data=None, feats:Features|None=None, transform:str='center_l2', m
 @dataclass
 class HeadConfig:
     "Recipe for training a head on class-balanced batches (cRT, LWS)."
-    epochs:int = 10; lr:float = 0.1; bs:int = 128; momentum:float = 0.9; wd:float = 5e-4
+    epochs:int = 10
+    lr:float = 0.1
+    bs:int = 128
+    momentum:float = 0.9
+    wd:float = 5e-4
     sampler:str|float = 'cb'   # batches: 'cb' (class-balanced, the paper), 'sqrt', 'ib' or an exponent q in [0, 1]
     mode:str = 'cached'        # 'cached' features or 'live' through the frozen body
     freeze_bn:bool = True      # live mode: keep the body's BatchNorm statistics frozen (references: False)
     augment:dict|str|None = 'default' # live mode on an LTData: batched augmentation (default: the dataset's recipe)
     seed:int = 0
     def __post_init__(self):
-        if self.mode not in ('cached', 'live'): raise ValueError(f"mode={self.mode!r} is not valid; choose 'cached' or 'live'")
+        if self.mode not in ('cached', 'live'):
+            raise ValueError(f"mode={self.mode!r} is not valid; choose 'cached' or 'live'")
         if self.wd < 0: raise ValueError(f"wd={self.wd} must be >= 0")
         if self.epochs < 1: raise ValueError(f"epochs={self.epochs} must be >= 1")
         ok = self.sampler in SAMPLERS if isinstance(self.sampler, str) else isinstance(self.sampler, (int, float)) and 0 <= self.sampler <= 1
-        if not ok: raise ValueError(f"sampler={self.sampler!r} is not valid; choose one of {list(SAMPLERS)} or a number q in [0, 1]")
+        if not ok:
+            raise ValueError(f"sampler={self.sampler!r} is not valid; choose one of {list(SAMPLERS)} or a number q in "
+                             "[0, 1]")
 
+# %% ../nbs/06a_heads.ipynb #725916dd
 class FreezeBodyBN(Callback):
     "Keep every BatchNorm layer outside the `head` in eval mode while training (frozen running statistics)."
     order = -5  # after TrainEvalCallback (-10) puts the model in train mode
@@ -146,13 +200,26 @@ class FreezeBodyBN(Callback):
 def _live_dls(data, cfg:HeadConfig, device=None) -> DataLoaders:
     "Class-aware training batches with augmentation for live head training: an `LTData`, or the user's fastai loaders."
     if isinstance(data, Learner): data = data.dls
-    if isinstance(data, LTData): return lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
-    if isinstance(data, DataLoaders): return class_aware_dls(data, cfg.sampler, seed=cfg.seed)  # the user's transforms and batch size
-    raise ValueError(f"mode='live' trains through the training loader: pass an LTData or a fastai DataLoaders / Learner, not a "
+    if isinstance(data, LTData):
+        return lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
+    if isinstance(data, DataLoaders):
+        return class_aware_dls(data, cfg.sampler, seed=cfg.seed)  # the user's transforms and batch size
+    raise ValueError("mode='live' trains through the training loader: pass an LTData or a fastai DataLoaders / "
+                     "Learner, not a "
                      f"{type(data).__name__}; other data works in mode='cached' (the default)")
 
-def fit_head(head:nn.Module, model, data, feats:Features|None, cfg:HeadConfig, device=None, loss_func=None, cbs=()) -> nn.Module:
-    "Train `head` (in place) on batches drawn with `cfg.sampler`: on cached `feats`, or live through a frozen copy of `model`."
+# %% ../nbs/06a_heads.ipynb #00a07bd5
+def fit_head(head:nn.Module,       # the head to train (in place)
+             model,                # the trained model (frozen copy in live mode)
+             data,                 # its data (live mode)
+             feats:Features|None,  # cached features (cached mode) or None
+             cfg:HeadConfig,       # the head's training (`HeadConfig`)
+             device=None,          # where it trains (default: the model's device)
+             loss_func=None,       # the loss (default: cross-entropy)
+             cbs=(),               # more fastai callbacks for the head's fit
+            ) -> nn.Module:
+    """Train `head` (in place) on batches drawn with `cfg.sampler`: on cached `feats`, or live through a frozen copy of
+    `model`."""
     loss_func = loss_func or nn.CrossEntropyLoss()
     set_seed(cfg.seed)
     opt = partial(SGD, mom=cfg.momentum, decouple_wd=False)
@@ -166,32 +233,51 @@ def fit_head(head:nn.Module, model, data, feats:Features|None, cfg:HeadConfig, d
     else:
         m = as_view(model).with_classifier(head)  # a copy of the model around `head`; the caller's model is not touched
         hp = {id(p) for p in head.parameters()}
-        learn = Learner(_live_dls(data, cfg, device), m, loss_func=loss_func, opt_func=opt, lr=cfg.lr, wd=cfg.wd, wd_bn_bias=True,
-                        train_bn=False, splitter=lambda mm: [[p for p in mm.parameters() if id(p) not in hp], list(head.parameters())],
+        learn = Learner(_live_dls(data, cfg, device), m, loss_func=loss_func, opt_func=opt, lr=cfg.lr, wd=cfg.wd,
+                        wd_bn_bias=True,
+                        train_bn=False, splitter=lambda mm: [[p for p in mm.parameters() if id(p) not in hp],
+                                                             list(head.parameters())],
                         cbs=[SetEpoch(), Deterministic(), *cbs] + ([FreezeBodyBN(head)] if cfg.freeze_bn else []))
         learn.freeze()
-    learn.remove_cb(ProgressCallback); learn.logger = noop
+    learn.remove_cb(ProgressCallback)
+    learn.logger = noop
     with keep_cudnn(): learn.fit(cfg.epochs, cfg.lr, cbs=[sched])
     return head
 
 # %% ../nbs/06a_heads.ipynb #32946209
-def reinit_classifier(fc:nn.Linear, seed:int=0) -> nn.Linear:
+def reinit_classifier(fc:nn.Linear,  # a linear classifier
+                      seed:int=0,    # seed of the initialisation
+                     ) -> nn.Linear:
     "A freshly initialised `nn.Linear` of the same shape (PyTorch's default init, seeded)."
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return nn.Linear(fc.in_features, fc.out_features, bias=fc.bias is not None).to(fc.weight.device)
 
-def head_inputs(name, model, data, feats, cfg, device):
+# %% ../nbs/06a_heads.ipynb #e3bc4493
+def head_inputs(name,    # the head's name, for messages
+                model,   # a model with a linear classifier: module, `ClassifierView` or `Learner`
+                data,    # its data
+                feats,   # cached `Features` or None
+                cfg,     # the head's training (`HeadConfig`)
+                device,  # where it trains
+               ):
     "The classifier, the cached features (cached mode), the data and the class counts of a trained head, checked."
     fc = get_classifier(model, linear=True)
     data, feats = inputs_of(model, data, feats)
     if cfg.mode == 'cached': feats = features_for(name, model, data, feats, device)
-    elif data is None: raise ValueError(f"{name} in mode='live' needs data (an LTData or a fastai DataLoaders / Learner)")
+    elif data is None:
+        raise ValueError(f"{name} in mode='live' needs data (an LTData or a fastai DataLoaders / Learner)")
     counts = feats.cls_counts if cfg.mode == 'cached' else cls_counts_of(data, fc.out_features)
     check_counts(counts, fc.out_features)
     return fc, feats, data, counts
 
-def crt(model, data=None, feats:Features|None=None, cfg:HeadConfig|None=None, device=None):
+# %% ../nbs/06a_heads.ipynb #ddafd76a
+def crt(model,                     # a model with a linear classifier: module, `ClassifierView` or `Learner`
+        data=None,                 # its data (default: a `Learner`'s own)
+        feats:Features|None=None,  # cached `Features` (cached mode) or None (live)
+        cfg:HeadConfig|None=None,  # the head's training (default `HeadConfig()`)
+        device=None,               # where it trains (default: the model's device)
+       ):
     "Classifier re-training: a copy of `model` with (W, b) re-initialised and retrained on class-balanced batches."
     cfg = cfg or HeadConfig()
     fc, feats, data, _ = head_inputs('crt', model, data, feats, cfg, device)
@@ -205,7 +291,8 @@ class LWSLinear(nn.Module):
         super().__init__()
         self.register_buffer('weight', fc.weight.detach().clone())
         self.register_buffer('bias', fc.bias.detach().clone() if fc.bias is not None else None)
-        self.scales = nn.Parameter(torch.ones(fc.out_features, device=fc.weight.device)); self.scale_bias = scale_bias
+        self.scales = nn.Parameter(torch.ones(fc.out_features, device=fc.weight.device))
+        self.scale_bias = scale_bias
     @property
     def out_features(self) -> int: return self.weight.shape[0]
     def forward(self, x):
@@ -220,8 +307,16 @@ class LWSLinear(nn.Module):
             if self.bias is not None: fc.bias.copy_(self.bias * self.scales if self.scale_bias else self.bias)
         return fc
 
-def lws(model, data=None, feats:Features|None=None, cfg:HeadConfig|None=None, scale_bias:bool=False, device=None):
-    "Learnable weight scaling: a copy of `model` whose classifier rows are $f_j w_j$, only $f$ learned (class-balanced)."
+# %% ../nbs/06a_heads.ipynb #1fe1c3c3
+def lws(model,                     # a model with a linear classifier: module, `ClassifierView` or `Learner`
+        data=None,                 # its data (default: a `Learner`'s own)
+        feats:Features|None=None,  # cached `Features` (cached mode) or None (live)
+        cfg:HeadConfig|None=None,  # the head's training (default `HeadConfig()`)
+        scale_bias:bool=False,     # scale the bias with the rows
+        device=None,               # where it trains (default: the model's device)
+       ):
+    """Learnable weight scaling: a copy of `model` whose classifier rows are $f_j w_j$, only $f$ learned
+    (class-balanced)."""
     cfg = cfg or HeadConfig()
     fc, feats, data, _ = head_inputs('lws', model, data, feats, cfg, device)
     return with_head(model, fit_head(LWSLinear(fc, scale_bias), model, data, feats, cfg, device).to_linear())
@@ -229,21 +324,29 @@ def lws(model, data=None, feats:Features|None=None, cfg:HeadConfig|None=None, sc
 # %% ../nbs/06a_heads.ipynb #214bbba0
 HEADS = {'ncm': 'NCM', 'crt': 'cRT', 'tau_norm': 'τ-norm', 'lws': 'LWS'}
 
-def decoupled_heads(model, data=None, heads=('ncm', 'crt', 'tau_norm', 'lws'), cfg:HeadConfig|None=None,
-                    taus=None, many:int=100, few:int=20, device=None) -> dict:
-    "Apply the decoupled heads to a jointly trained model; returns {name: dict(model, test, valid, ...)} (τ chosen on valid)."
+def decoupled_heads(model,                                   # the jointly trained model (module, view or `Learner`)
+                    data=None,                               # its data (default: a `Learner`'s own)
+                    heads=('ncm', 'crt', 'tau_norm', 'lws'), # which heads (keys of `HEADS`)
+                    cfg:HeadConfig|None=None,                # cRT / LWS training (default `HeadConfig()`)
+                    taus=None,                               # τ-norm's grid, chosen on validation
+                    groups:Groups=Groups(),                  # the Many / Few thresholds of the reports
+                    device=None,                             # where the heads train (default: the model's device)
+                   ) -> dict:
+    """Apply the decoupled heads to a jointly trained model; returns {name: dict(model, test, valid, ...)} (τ chosen on
+    valid)."""
     bad = [h for h in heads if h not in HEADS]
     if bad: raise ValueError(f"heads={bad} are unknown; choose from {list(HEADS)}")
     cfg = cfg or HeadConfig()
     data, _ = inputs_of(model, data)
     feats = features_for('decoupled_heads', model, data, None, device)
     out = {}
-    def _rep(m, **extra): return dict(model=m, test=feats_report(m, feats, 'test', many, few), valid=feats_report(m, feats, 'valid', many, few), **extra)
+    def _rep(m, **extra): return dict(model=m, test=feats_report(m, feats, 'test', groups),
+                                      valid=feats_report(m, feats, 'valid', groups), **extra)
     for h in heads:  # live-mode heads ignore the cached features
         if h == 'ncm': out['ncm'] = _rep(ncm(model, feats=feats))
         elif h == 'crt': out['crt'] = _rep(crt(model, data, feats, cfg, device))
         elif h == 'lws': out['lws'] = _rep(lws(model, data, feats, cfg, device=device))
         else:
-            sw = tau_sweep(model, feats, taus, many=many, few=few)
+            sw = tau_sweep(model, feats, taus, groups=groups)
             out['tau_norm'] = _rep(tau_norm(model, sw['best_tau']), tau=sw['best_tau'], sweep=sw)
     return out

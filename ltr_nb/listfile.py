@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .data import LTData, class_groups, imb_factor_of  # first: its package import checks torchvision
+from .data import LTData, class_groups, imb_factor_of, Groups  # first: its package import checks torchvision
 from .core import data_root, pick_device
 from fastcore.basics import patch
 from fastai.data.core import Datasets, DataLoaders
@@ -24,12 +24,15 @@ __all__ = ['LIST_RECIPES', 'read_list_file', 'write_list_files', 'list_file_dls'
 
 # %% ../nbs/03b_listfile.ipynb #fd3db432
 def _check_image(f:Path, where:str):
-    "A `ValueError` naming `where` unless `f` opens as an image (its header only: a zero-byte or non-image file fails here, not mid-training)."
+    """A `ValueError` naming `where` unless `f` opens as an image (its header only: a zero-byte or non-image file fails
+    here, not mid-training)."""
     try:
         with Image.open(f) as im: im.size
     except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"{where} at {str(f)!r} is not a readable image ({type(err).__name__}: {err}); replace it or remove its line") from None
+        raise ValueError(f"{where} at {str(f)!r} is not a readable image ({type(err).__name__}: {err}); replace it or "
+                         "remove its line") from None
 
+# %% ../nbs/03b_listfile.ipynb #93d6cb32
 def read_list_file(path,                  # the list file: one `relative/path label` per line
                    root=None,             # the folder the paths are relative to (default: the list file's folder)
                    n_cls:int|None=None,   # number of classes, to check the labels (None: any label >= 0)
@@ -50,25 +53,34 @@ def read_list_file(path,                  # the list file: one `relative/path la
             raise ValueError(f"{path}, line {i}: label {lab} is out of range; " + (f"valid labels are 0..{n_cls - 1}" if n_cls else "labels must be >= 0"))
         f = root/parts[0].strip()
         if check_files and not f.is_file():
-            raise FileNotFoundError(f"{path}, line {i}: image {parts[0].strip()!r} not found at {str(f)!r}; check root= (the folder the paths are relative to)")
+            raise FileNotFoundError(f"{path}, line {i}: image {parts[0].strip()!r} not found at {str(f)!r}; check "
+                                    "root= (the folder the paths are relative to)")
         if check_files: _check_image(f, f"{path}, line {i}: image {parts[0].strip()!r}")
-        files.append(f); labels.append(lab)
+        files.append(f)
+        labels.append(lab)
     if not files: raise ValueError(f"list file {str(path)!r} has no entries")
     return files, np.asarray(labels, dtype=np.int64)
 
 # %% ../nbs/03b_listfile.ipynb #4b73ce62
-def write_list_files(data:LTData, root, ext:str='png') -> dict:
-    "Write the images of an `LTData` as `root/{train,val,test}/<class>/<i>.<ext>` with list files `root/{train,val,test}.txt`."
+def write_list_files(data:LTData,    # the `LTData` to write
+                     root,           # folder to write into
+                     ext:str='png',  # image file extension
+                    ) -> dict:
+    """Write the images of an `LTData` as `root/{train,val,test}/<class>/<i>.<ext>` with list files
+    `root/{train,val,test}.txt`."""
     from PIL import Image
-    root = Path(root); out = {}
-    for split, x, y in (('train', data.x_train, data.y_train), ('val', data.x_val, data.y_val), ('test', data.x_test, data.y_test)):
+    root = Path(root)
+    out = {}
+    for split, x, y in (('train', data.x_train, data.y_train), ('val', data.x_val, data.y_val),
+                        ('test', data.x_test, data.y_test)):
         lines = []
         for i, (img, lab) in enumerate(zip(x, y.tolist())):
             rel = f"{split}/{data.classes[lab]}/{i:06d}.{ext}"
             (root/rel).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img.permute(1, 2, 0).numpy().squeeze() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()).save(root/rel)
             lines.append(f"{rel} {lab}")
-        (root/f'{split}.txt').write_text('\n'.join(lines) + '\n'); out[split] = root/f'{split}.txt'
+        (root/f'{split}.txt').write_text('\n'.join(lines) + '\n')
+        out[split] = root/f'{split}.txt'
     return out
 
 # %% ../nbs/03b_listfile.ipynb #87738ae5
@@ -76,28 +88,39 @@ def _resolve(root, f):
     "A list file given by path, or by name inside `root`."
     return Path(f) if Path(f).is_file() or root is None else Path(root)/f
 
-def list_file_dls(root,                     # data root: the folder the paths in the list files are relative to
-                  train, valid, test=None,  # list files (paths, or names inside `root`)
-                  size:int=224,             # crop size
-                  bs:int=64,                # batch size
-                  sampler:str|float='ib',   # 'ib', 'sqrt', 'cb', 'pb' or an exponent q (pb: add ProgressiveSampling to the Learner)
-                  color_jitter:bool=False,  # brightness / contrast / saturation 0.4 (Kang et al.)
-                  n_cls:int|None=None,      # default: largest training label + 1
-                  num_workers:int|None=None, seed:int=0,
-                  device=None,              # default: `pick_device` (this process's GPU if any, else the CPU), as for in-memory data
-                  check_files:bool=True) -> DataLoaders:
-    "fastai `DataLoaders` (train, valid[, test]) streaming the images of list files from disk with the standard ImageNet transforms."
+# %% ../nbs/03b_listfile.ipynb #bb601d59
+def list_file_dls(
+    root,                       # data root: the folder the paths in the list files are relative to
+    train,                      # training list file (a path, or a name inside `root`)
+    valid,                      # validation list file
+    test=None,                  # list files (paths, or names inside `root`)
+    size:int=224,               # crop size
+    bs:int=64,                  # batch size
+    sampler:str|float='ib',     # 'ib', 'sqrt', 'cb', 'pb' or an exponent q (pb: add ProgressiveSampling to the Learner)
+    color_jitter:bool=False,    # brightness / contrast / saturation 0.4 (Kang et al.)
+    n_cls:int|None=None,        # default: largest training label + 1
+    num_workers:int|None=None,  # loader worker processes (default: the recipe's)
+    seed:int=0,                 # seed of the sampler and augmentation
+    device=None,                # default: `pick_device` (this process's GPU if any, else the CPU), as for in-memory data
+    check_files:bool=True,      # check that every listed file exists
+) -> DataLoaders:
+    """fastai `DataLoaders` (train, valid[, test]) streaming the images of list files from disk with the standard
+    ImageNet transforms."""
     tr, device = read_list_file(_resolve(root, train), root, n_cls, check_files), pick_device(device)
     n_cls = n_cls or int(tr[1].max()) + 1
     empty = np.flatnonzero(np.bincount(tr[1], minlength=n_cls) == 0)
-    if len(empty): raise ValueError(f"classes {empty[:10].tolist()} have no training image in {str(train)!r}; every class needs one (or pass n_cls)")
+    if len(empty):
+        raise ValueError(f"classes {empty[:10].tolist()} have no training image in {str(train)!r}; every class needs "
+                         "one (or pass n_cls)")
     va = read_list_file(_resolve(root, valid), root, n_cls, check_files)
     items = list(zip(tr[0], tr[1].tolist())) + list(zip(va[0], va[1].tolist()))
-    dsets = Datasets(items, tfms=[[ItemGetter(0), PILImage.create], [ItemGetter(1), Categorize(vocab=list(range(n_cls)), sort=False)]],
+    dsets = Datasets(items, tfms=[[ItemGetter(0), PILImage.create],
+                                  [ItemGetter(1), Categorize(vocab=list(range(n_cls)), sort=False)]],
                      splits=[list(range(len(tr[1]))), list(range(len(tr[1]), len(items)))])
     jitter = [Brightness(0.4, p=1.), Contrast(0.4, p=1.), Saturation(0.4, p=1.)] if color_jitter else []
     dls = dsets.dataloaders(bs=bs, num_workers=num_workers, device=device,
-                            after_item=[RandomResizedCrop(size, min_scale=0.08, val_xtra=0.125), FlipItem(0.5), ToTensor()],
+                            after_item=[RandomResizedCrop(size, min_scale=0.08, val_xtra=0.125), FlipItem(0.5),
+                                        ToTensor()],
                             after_batch=[IntToFloatTensor(), *jitter, Normalize.from_stats(*imagenet_stats)])
     loaders = [dls.train, dls.valid]
     if test is not None:
@@ -108,28 +131,35 @@ def list_file_dls(root,                     # data root: the folder the paths in
 # %% ../nbs/03b_listfile.ipynb #f7b6cb7b
 LIST_RECIPES = {
     'imagenet-lt': dict(files=('ImageNet_LT_train.txt', 'ImageNet_LT_val.txt', 'ImageNet_LT_test.txt'), n_cls=1000,
-        arch='resnext50_32x4d', bs=512, lr=0.2, wd=5e-4, epochs=90, schedule='cos', size=224, crt_epochs=10, lws_epochs=5,
+        arch='resnext50_32x4d', bs=512, lr=0.2, wd=5e-4, epochs=90, schedule='cos', size=224, crt_epochs=10,
+        lws_epochs=5,
         head_sampler='cb', many=100, few=20,
         reported=dict(joint=44.4, ncm=47.3, crt=49.6, tau_norm=49.4, lws=49.9, wb=53.9),
-        source="Kang et al. 2020 (classifier-balancing, config/ImageNet_LT: feat_uniform, cls_crt, cls_lws); WB 53.9: Alshammari et al. 2022, Table 4"),
+        source="Kang et al. 2020 (classifier-balancing, config/ImageNet_LT: feat_uniform, cls_crt, cls_lws); WB 53.9: "
+               "Alshammari et al. 2022, Table 4"),
     'places-lt': dict(files=('Places_LT_train.txt', 'Places_LT_val.txt', 'Places_LT_test.txt'), n_cls=365,
-        arch='resnet152 (ImageNet-pretrained)', bs=256, lr=0.01, wd=5e-4, epochs=30, schedule='cos', size=224, crt_epochs=10,
+        arch='resnet152 (ImageNet-pretrained)', bs=256, lr=0.01, wd=5e-4, epochs=30, schedule='cos', size=224,
+        crt_epochs=10,
         lws_epochs=None, head_sampler='cb', many=100, few=20, reported=dict(),
-        source="Kang et al. 2020 (config/Places_LT/cls_crt: body lr 0.01, head lr 0.1, batch 256); 30 stage-1 epochs as OLTR's Places_LT stage-1 config; the body starts from ImageNet weights, which ltr_nb does not load"),
+        source="Kang et al. 2020 (config/Places_LT/cls_crt: body lr 0.01, head lr 0.1, batch 256); 30 stage-1 epochs "
+               "as OLTR's Places_LT stage-1 config; the body starts from ImageNet weights, which ltr_nb does not load"),
     'inat2018': dict(files=('iNaturalist18_train.txt', 'iNaturalist18_val.txt', None), n_cls=8142,
         arch='resnet50', bs=512, lr=0.2, wd=1e-4, epochs=90, schedule='cos', size=224, crt_epochs=None, lws_epochs=None,
         head_sampler='cb', many=100, few=20, reported=dict(wb=70.2),
-        source="Kang et al. 2020 (config/iNaturalist18/feat_unifrom: ResNet-50, 90 epochs; 200 also reported); the val list is the test set; WB 70.2: Alshammari et al. 2022"),
+        source="Kang et al. 2020 (config/iNaturalist18/feat_unifrom: ResNet-50, 90 epochs; 200 also reported); the "
+               "val list is the test set; WB 70.2: Alshammari et al. 2022"),
 }
 for r in LIST_RECIPES.values(): r['run_here'] = False
 
 # %% ../nbs/03b_listfile.ipynb #e8ebd7ba
 @dataclass(eq=False)
 class ListData:
-    "A list-file dataset (ImageNet-LT style) for `lt_learner` and the runner: labels and class counts read once; `dls` streams one run's batches."
+    """A list-file dataset (ImageNet-LT style) for `lt_learner` and the runner: labels and class counts read once;
+    `dls` streams one run's batches."""
     name:str                   # a benchmark of `LIST_RECIPES`, or `list:<folder>`
     root:Path                  # the folder the image paths are relative to
-    train:Path; valid:Path     # list files
+    train:Path
+    valid:Path     # list files
     test:Path|None = None      # None: the validation list is also the test set (iNaturalist 2018)
     n_cls:int|None = None      # default: largest training label + 1
     size:int = 224             # crop size
@@ -140,11 +170,15 @@ class ListData:
         files, self.y_train = read_list_file(self.train, self.root, self.n_cls)
         self.n_cls = self.n_cls or int(self.y_train.max()) + 1
         empty = np.flatnonzero(self.cls_counts == 0)
-        if len(empty): raise ValueError(f"{self.name}: classes {empty[:10].tolist()} have no training image in {str(self.train)!r}; every class of {self.n_cls} needs one")
+        if len(empty):
+            raise ValueError(f"{self.name}: classes {empty[:10].tolist()} have no training image in "
+                             f"{str(self.train)!r}; every class of {self.n_cls} needs one")
         for f in (self.valid, self.test):
-            if f is not None: read_list_file(f, self.root, self.n_cls)      # every line and image checked before any training
+            if f is not None:
+                read_list_file(f, self.root, self.n_cls)      # every line and image checked before any training
         c = self.cls_counts
-        self.info = dict(name=self.name, lists=[Path(f).name for f in (self.train, self.valid, self.test) if f is not None],
+        self.info = dict(name=self.name, lists=[Path(f).name for f in (self.train, self.valid,
+                                                                       self.test) if f is not None],
                          n_train=len(self.y_train), n_cls=self.n_cls, n_max=int(c.max()), n_min=int(c.min()),
                          imb_factor=float(imb_factor_of(c)), size=self.size, test_is_valid=self.test is None)
     @property
@@ -154,26 +188,45 @@ class ListData:
 
 # %% ../nbs/03b_listfile.ipynb #3c879cfd
 @patch
-def dls(self:ListData, bs:int=64, sampler:str|float='ib', seed:int=0, device=None) -> DataLoaders:
-    "train / valid / test `DataLoaders` streaming the images (`list_file_dls`); the test loader is the validation list's when there is no test list."
-    return list_file_dls(self.root, self.train, self.valid, self.test or self.valid, size=self.size, bs=bs, sampler=sampler,
-                      color_jitter=self.color_jitter, n_cls=self.n_cls, num_workers=self.num_workers, seed=seed, device=device,
+def dls(self:ListData,          
+        bs:int=64,               # batch size
+        sampler:str|float='ib',  # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
+        seed:int=0,              # seed of the sampler and augmentation
+        device=None,             # where batches go (default: the GPU if any)
+       ) -> DataLoaders:
+    """train / valid / test `DataLoaders` streaming the images (`list_file_dls`); the test loader is the validation
+    list's when there is no test list."""
+    return list_file_dls(self.root, self.train, self.valid, self.test or self.valid, size=self.size, bs=bs,
+                         sampler=sampler,
+                      color_jitter=self.color_jitter, n_cls=self.n_cls, num_workers=self.num_workers, seed=seed,
+                      device=device,
                       check_files=False)
 
-def list_dataset(name:str,           # a key of `LIST_RECIPES`, or 'list:<folder>' with train.txt, val.txt[, test.txt]
-                 root=None,          # data root (default `$LTR_NB_DATA`); a benchmark lives in `<root>/<name>`
-                 size:int|None=None, # crop size (default: the recipe's, 224)
-                 num_workers:int|None=None) -> ListData:
-    "A benchmark's `ListData` from its list files under the data root, or your own list-file folder; errors say what is missing where."
+# %% ../nbs/03b_listfile.ipynb #212e047b
+def list_dataset(
+    name:str,                   # a key of `LIST_RECIPES`, or 'list:<folder>' with train.txt, val.txt[, test.txt]
+    root=None,                  # data root (default `$LTR_NB_DATA`); a benchmark lives in `<root>/<name>`
+    size:int|None=None,         # crop size (default: the recipe's, 224)
+    num_workers:int|None=None,  # loader worker processes (default: the recipe's)
+) -> ListData:
+    """A benchmark's `ListData` from its list files under the data root, or your own list-file folder; errors say what
+    is missing where."""
     if name.startswith('list:'):
         d = Path(name[5:]).expanduser()
-        if not d.is_dir(): raise FileNotFoundError(f"dataset={name!r}: folder {str(d)!r} does not exist; 'list:<folder>' names a folder with train.txt, val.txt and optionally test.txt")
+        if not d.is_dir():
+            raise FileNotFoundError(f"dataset={name!r}: folder {str(d)!r} does not exist; 'list:<folder>' names a "
+                                    "folder with train.txt, val.txt and optionally test.txt")
         return ListData(name, d, d/'train.txt', d/'val.txt', d/'test.txt' if (d/'test.txt').is_file() else None,
                         size=size or 224, num_workers=num_workers)
-    if name not in LIST_RECIPES: raise ValueError(f"dataset={name!r} is not a list-file benchmark; choose one of {list(LIST_RECIPES)} or 'list:<folder>'")
-    r = LIST_RECIPES[name]; d = data_root(root)/name
+    if name not in LIST_RECIPES:
+        raise ValueError(f"dataset={name!r} is not a list-file benchmark; choose one of {list(LIST_RECIPES)} or "
+                         "'list:<folder>'")
+    r = LIST_RECIPES[name]
+    d = data_root(root)/name
     missing = [f for f in r['files'] if f is not None and not (d/f).is_file()]
-    if missing: raise FileNotFoundError(f"dataset={name!r} needs its list files {missing} in {str(d)!r} (with the image folders they name, "
+    if missing:
+        raise FileNotFoundError(f"dataset={name!r} needs its list files {missing} in {str(d)!r} (with the image "
+                                "folders they name, "
                                         f"e.g. linked there); get them with the dataset: {r['source']}")
     tr, va, te = (d/f if f is not None else None for f in r['files'])
     return ListData(name, d, tr, va, te, n_cls=r['n_cls'], size=size or r['size'], num_workers=num_workers)

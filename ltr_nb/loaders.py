@@ -33,7 +33,8 @@ def pad_crop_flip(x:torch.Tensor,        # batch [B, C, H, W] (any dtype), on an
         oy, ox = torch.randint(0, 2 * pad + 1, (2, B), generator=generator).to(x.device)
         rows = (oy[:, None] + torch.arange(H, device=x.device))[:, None, :, None]
         cols = (ox[:, None] + torch.arange(W, device=x.device))[:, None, None, :]
-        out = xp[torch.arange(B, device=x.device)[:, None, None, None], torch.arange(C, device=x.device)[None, :, None, None], rows, cols]
+        out = xp[torch.arange(B, device=x.device)[:, None, None, None],
+                 torch.arange(C, device=x.device)[None, :, None, None], rows, cols]
     if flip:
         m = (torch.rand(B, generator=generator) < 0.5).to(x.device)
         out = torch.where(m[:, None, None, None], out.flip(-1), out)
@@ -45,6 +46,7 @@ def channel_stats(x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     xf = x.double() / 255
     return xf.mean((0, 2, 3)).float(), xf.std((0, 2, 3)).float()
 
+# %% ../nbs/03_loaders.ipynb #75a01117
 class Normalize:
     "Batch transform: uint8 images → float $(x/255 - \\mu)/\\sigma$; floating-point features pass through unchanged."
     def __init__(self, mean=None, std=None): store_attr()
@@ -70,7 +72,8 @@ class DeviceLoader:
         if bs < 1: raise ValueError(f"bs={bs} must be >= 1")
         store_attr('bs,sampler,drop_last,augment,seed,channels_last,rank,world')
         self.norm = norm if norm is not None else (Normalize(*channel_stats(x)) if x.dtype == torch.uint8 else Normalize())
-        self.device = pick_device(device); self.x, self.y = x.to(self.device), y.to(self.device)
+        self.device = pick_device(device)
+        self.x, self.y = x.to(self.device), y.to(self.device)
         self.epoch = 0
     @property
     def n(self): return self.sampler.n_samples if self.sampler else len(self.y)
@@ -91,59 +94,78 @@ def __iter__(self:DeviceLoader):
         if self.channels_last and xb.ndim == 4: xb = xb.contiguous(memory_format=torch.channels_last)
         yield xb, self.y[idx[lo:hi]]
 
+# %% ../nbs/03_loaders.ipynb #642427db
 @patch
 def to(self:DeviceLoader, device):
     "Move the data to `device` (fastai calls this through `DataLoaders.device`)."
-    self.device = torch.device(device); self.x, self.y = self.x.to(self.device), self.y.to(self.device)
+    self.device = torch.device(device)
+    self.x, self.y = self.x.to(self.device), self.y.to(self.device)
     return self
 
+# %% ../nbs/03_loaders.ipynb #6319fb9e
 @patch
 def new(self:DeviceLoader, **kwargs):
-    "A copy with some attributes changed (e.g. `sampler=None, augment=None`, or `rank=1, world=2`); fastai's `shuffle=False` means in order (no sampler)."
+    """A copy with some attributes changed (e.g. `sampler=None, augment=None`, or `rank=1, world=2`); fastai's
+    `shuffle=False` means in order (no sampler)."""
     if kwargs.pop('shuffle', None) is False: kwargs.setdefault('sampler', None)
-    d = dict(bs=self.bs, sampler=self.sampler, drop_last=self.drop_last, augment=self.augment, norm=self.norm, device=self.device,
+    d = dict(bs=self.bs, sampler=self.sampler, drop_last=self.drop_last, augment=self.augment, norm=self.norm,
+             device=self.device,
              seed=self.seed, channels_last=self.channels_last, rank=self.rank, world=self.world)
     return DeviceLoader(self.x, self.y, **{**d, **kwargs})
 
 # %% ../nbs/03_loaders.ipynb #e0cc2e99
 AUGMENT = {'digits': dict(pad=1, flip=False), 'mnist': dict(pad=2, flip=False), 'fashion-mnist': dict(pad=2, flip=True),
-           'cifar10': dict(pad=4, flip=True), 'cifar100': dict(pad=4, flip=True), 'cifar10-jpeg': dict(pad=4, flip=True),
+           'cifar10': dict(pad=4, flip=True), 'cifar100': dict(pad=4, flip=True),
+           'cifar10-jpeg': dict(pad=4, flip=True),
            'synthetic': None}
 
 class SetEpoch(Callback):
     "Tell the training loader (and its sampler) which epoch it is drawing, so batches depend only on seed and epoch."
     order = -6
     def before_epoch(self):
-        dl = self.learn.dls.train; dl.epoch = self.learn.epoch
+        dl = self.learn.dls.train
+        dl.epoch = self.learn.epoch
         s = getattr(dl, 'sampler', None)
         if hasattr(s, 'set_epoch'): s.set_epoch(self.learn.epoch)
-        if not isinstance(dl, DeviceLoader) and hasattr(s, 'seed'):   # streamed: crops and flips come from the global generators
+        if not isinstance(dl, DeviceLoader) and hasattr(s,
+                                                        'seed'):   # streamed: crops and flips come from the global generators
             seed_everything((s.seed * 1_000_003 + self.learn.epoch) * 1_009 + rank_world()[0])
 
+# %% ../nbs/03_loaders.ipynb #b0bbd601
 class Deterministic(Callback):
-    "cuDNN's deterministic kernels, without autotuning, during the fit only: the process's own settings are put back after it (and by `keep_cudnn` on an error)."
+    """cuDNN's deterministic kernels, without autotuning, during the fit only: the process's own settings are put back
+    after it (and by `keep_cudnn` on an error)."""
     order = -7
     def before_fit(self):
-        c = torch.backends.cudnn; self.saved = c.deterministic, c.benchmark; c.deterministic, c.benchmark = True, False
+        c = torch.backends.cudnn
+        self.saved = c.deterministic, c.benchmark
+        c.deterministic, c.benchmark = True, False
     def after_fit(self): torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = self.saved
 
+# %% ../nbs/03_loaders.ipynb #6d8abad7
 @contextmanager
 def keep_cudnn():
     "Put cuDNN's `deterministic` and `benchmark` flags back as they were on leaving, also after an error."
-    c = torch.backends.cudnn; saved = c.deterministic, c.benchmark
+    c = torch.backends.cudnn
+    saved = c.deterministic, c.benchmark
     try: yield
     finally: c.deterministic, c.benchmark = saved
 
-def lt_dls(data:LTData,
-           bs:int=64,                 # batch size (the papers use 64 on CIFAR-LT, 128 on digits here)
-           sampler:str|float='ib',    # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
-           augment:dict|None|str='default', # kwargs of `pad_crop_flip`; 'default': the dataset's recipe
-           device=None, seed:int=0) -> DataLoaders:
+# %% ../nbs/03_loaders.ipynb #4cfafb03
+def lt_dls(data:LTData,                      # the `LTData`
+           bs:int=64,                        # batch size (the papers use 64 on CIFAR-LT, 128 on digits here)
+           sampler:str|float='ib',           # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
+           augment:dict|None|str='default',  # kwargs of `pad_crop_flip`; 'default': the dataset's recipe
+           device=None,                      # where batches go (default: the GPU if any)
+           seed:int=0,                       # seed of the sampler and augmentation
+          ) -> DataLoaders:
     "fastai `DataLoaders` (train, valid, test) over an `LTData`."
     s, device = sampler_for(sampler, data.y_train, seed=seed), pick_device(device)
     aug = AUGMENT.get(data.name, None) if isinstance(augment, str) and augment == 'default' else augment
-    if isinstance(augment, str) and augment != 'default': raise ValueError(f"augment={augment!r}: pass a dict, None or 'default'")
-    train = DeviceLoader(data.x_train, data.y_train, bs=bs, sampler=s, drop_last=False, augment=aug, device=device, seed=seed)
+    if isinstance(augment, str) and augment != 'default':
+        raise ValueError(f"augment={augment!r}: pass a dict, None or 'default'")
+    train = DeviceLoader(data.x_train, data.y_train, bs=bs, sampler=s, drop_last=False, augment=aug, device=device,
+                         seed=seed)
     valid = DeviceLoader(data.x_val, data.y_val, bs=max(bs, 256), norm=train.norm, device=device)
     test = DeviceLoader(data.x_test, data.y_test, bs=max(bs, 256), norm=train.norm, device=device)
     return DataLoaders(train, valid, test, device=device)

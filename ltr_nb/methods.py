@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, asdict, replace
 from typing import Callable, ClassVar
 import numpy as np
 from .core import as_array
+from .data import Groups
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -30,16 +31,23 @@ __all__ = ['TRAINERS', 'METHODS', 'type_ok', 'check_types', 'Options', 'JointOpt
            'focal_learner', 'NormedLinear', 'ldam_margins', 'LDAMLoss', 'DRW', 'LDAMOptions', 'ldam_learner']
 
 # %% ../nbs/08c_methods.ipynb #27bd4ee3
-_TYPES = {'str': (str,), 'int': (int,), 'float': (int, float), 'bool': (bool,), 'list': (list,), 'dict': (dict,), 'None': (type(None),)}
+_TYPES = {'str': (str,), 'int': (int,), 'float': (int, float), 'bool': (bool,), 'list': (list,), 'dict': (dict,),
+          'None': (type(None),)}
 
-def type_ok(v, annotation:str) -> bool:
+def type_ok(v,               # a value
+            annotation:str,  # a field annotation such as 'int|None'
+           ) -> bool:
     "Whether `v` fits a field annotation such as 'int|None' (a bool is no number here, a float no int)."
     ok = tuple(t for a in annotation.split('|') for t in _TYPES[a.strip()])
     return isinstance(v, ok) and not (isinstance(v, bool) and bool not in ok)
 
 # %% ../nbs/08c_methods.ipynb #c3f5a8a6
-def check_types(obj, what:str, skip=()):
-    "A `ValueError` naming every field of dataclass `obj` (but `skip`) whose value has the wrong type, and the type it needs."
+def check_types(obj,       # a dataclass instance
+                what:str,  # what `obj` is, for the message
+                skip=(),   # field names not checked
+               ):
+    """A `ValueError` naming every field of dataclass `obj` (but `skip`) whose value has the wrong type, and the type
+    it needs."""
     wrong = [f"{f.name}={getattr(obj, f.name)!r} (needs {f.type.replace(' ', '')})" for f in fields(obj)
              if f.name not in skip and not type_ok(getattr(obj, f.name), f.type)]
     if wrong: raise ValueError(f"{what}: wrong type: {'; '.join(wrong)}")
@@ -51,6 +59,7 @@ def _number(name, v, lo=0., integer=False):
     else: ok = type_ok(v, 'float') and math.isfinite(v) and v >= lo
     if not ok: raise ValueError(f"{name}={v!r} must be a finite {'integer' if integer else 'number'} >= {lo:g}")
 
+# %% ../nbs/08c_methods.ipynb #2672866e
 @dataclass
 class Options:
     "Base of a method's options: `check()` raises a `ValueError` naming the option, the value and what is valid."
@@ -62,7 +71,8 @@ class Options:
         for k in grids: check_grid(f"options.{k}", getattr(self, k))
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name not in grids and not type_ok(v, f.type): raise ValueError(f"options.{f.name}={v!r} has the wrong type; it needs {f.type.replace(' ', '')}")
+            if f.name not in grids and not type_ok(v, f.type):
+                raise ValueError(f"options.{f.name}={v!r} has the wrong type; it needs {f.type.replace(' ', '')}")
         for k, lo in self.numbers.items():
             if k not in grids: _number(f"options.{k}", getattr(self, k), lo)
         return self
@@ -72,20 +82,27 @@ class Options:
 class JointOptions(Options):
     sampler:str|float = 'ib'   # 'ib', 'sqrt', 'cb', 'pb' or an exponent q (Kang et al.)
     def check(self):
-        super().check(); sampler_for(self.sampler, torch.arange(2)); return self
+        super().check()
+        sampler_for(self.sampler, torch.arange(2))
+        return self
 
+# %% ../nbs/08c_methods.ipynb #cd804c78
 @dataclass
 class HeadOptions(Options):
     head_epochs:int = 10       # epochs of a trained head (cRT, LWS; NCM and τ-norm train nothing)
     def check(self):
-        super().check(); _number('options.head_epochs', self.head_epochs, 1, integer=True); return self
+        super().check()
+        _number('options.head_epochs', self.head_epochs, 1, integer=True)
+        return self
 
+# %% ../nbs/08c_methods.ipynb #f60ae770
 @dataclass
 class LAOptions(Options):
     kind:str = 'mult'          # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
     def check(self):
         super().check()
-        if self.kind not in LA_KINDS: raise ValueError(f"options.kind={self.kind!r} is not valid; choose one of {LA_KINDS}")
+        if self.kind not in LA_KINDS:
+            raise ValueError(f"options.kind={self.kind!r} is not valid; choose one of {LA_KINDS}")
         return self
 
 # %% ../nbs/08c_methods.ipynb #cab54c6f
@@ -98,6 +115,7 @@ class WBOptions(Options):
     train_tunable:ClassVar[tuple] = ('wd',)
     numbers:ClassVar[dict] = dict(wd=0, wd2=0, r=0)
 
+# %% ../nbs/08c_methods.ipynb #ccd59b4d
 @dataclass
 class OneStageOptions(Options):
     wd:float = 5e-3            # weight decay as a loss term (every parameter but the fixed ETF)
@@ -106,6 +124,7 @@ class OneStageOptions(Options):
     train_tunable:ClassVar[tuple] = ('wd', 'fr')
     numbers:ClassVar[dict] = dict(wd=0, fr=0)
 
+# %% ../nbs/08c_methods.ipynb #eab97670
 @dataclass
 class OneStageLAOptions(OneStageOptions, LAOptions): pass
 
@@ -115,12 +134,13 @@ class RowContext:
     "What a method's post-processing needs besides model, data and options."
     seed:int = 0               # the row's seed
     device:str = 'cpu'         # where heads and stage 2 train
-    many:int = 100             # Many: more than this many training images
-    few:int = 20               # Few: fewer than this many
+    groups:Groups = Groups()   # the Many / Few thresholds of the reports
 
+# %% ../nbs/08c_methods.ipynb #6085c7ac
 @dataclass
 class Method:
-    "A long-tailed method: its options, the training run it needs (`trainer`, `settings`), and `post` on the trained model."
+    """A long-tailed method: its options, the training run it needs (`trainer`, `settings`), and `post` on the trained
+    model."""
     label:str                                   # row label; `{option}` fields are filled from the options
     options:type = JointOptions                 # its `Options` dataclass
     about:str = ''
@@ -132,15 +152,19 @@ class Method:
     @property
     def tunable(self) -> tuple: return self.options.tunable
     def train_grid(self, o:dict) -> dict:
-        "The options of `o` given as lists that change the training run: one run per point, the best chosen on validation."
+        """The options of `o` given as lists that change the training run: one run per point, the best chosen on
+        validation."""
         return {k: o[k] for k in self.options.train_tunable if isinstance(o.get(k), list)}
     def first(self, o:dict) -> dict:
         "`o` at the first point of its training grid (what the checks and a dry run's estimate see)."
         return {**o, **{k: v[0] for k, v in self.train_grid(o).items()}}
     def check(self, options:dict) -> dict:
-        "`options` with the defaults filled in, checked; a `ValueError` names an unknown option, a wrong type or a bad value."
+        """`options` with the defaults filled in, checked; a `ValueError` names an unknown option, a wrong type or a
+        bad value."""
         extra = set(options) - set(self.defaults)
-        if extra: raise ValueError(f"options={options!r} has {sorted(extra)}, which this method does not take; its options: {self.defaults}")
+        if extra:
+            raise ValueError(f"options={options!r} has {sorted(extra)}, which this method does not take; its options: "
+                             f"{self.defaults}")
         return asdict(self.options(**options).check())
 
 # %% ../nbs/08c_methods.ipynb #4c23dd6f
@@ -148,14 +172,22 @@ TRAINERS:dict[str, Callable] = {}
 
 def register_trainer(name:str):
     "Decorator: register `f(data, cfg, settings, **kw) -> Learner` as the trainer `name`."
-    def reg(f): TRAINERS[name] = f; return f
+    def reg(f):
+        TRAINERS[name] = f
+        return f
     return reg
 
+# %% ../nbs/08c_methods.ipynb #b551d1c7
 @register_trainer('joint')
-def joint_learner(data, cfg:TrainConfig, settings:dict, **kw):
+def joint_learner(data,             # the dataset
+                  cfg:TrainConfig,  # the training recipe
+                  settings:dict,    # the trainer's settings (unused: sampler and wd are in `cfg`)
+                  **kw,             # passed on to `lt_learner`
+                 ):
     "Joint training with cross-entropy (`lt_learner`); the sampler and weight decay are in `cfg`."
     return lt_learner(data, cfg, **kw)
 
+# %% ../nbs/08c_methods.ipynb #980596f9
 @register_trainer('onestage')
 def _onestage(data, cfg:TrainConfig, settings:dict, **kw):
     "Hasegawa & Sato's one-stage run: ETF classifier, weight decay as a loss term, feature regularisation."
@@ -164,10 +196,13 @@ def _onestage(data, cfg:TrainConfig, settings:dict, **kw):
 # %% ../nbs/08c_methods.ipynb #00d82344
 METHODS:dict[str, Method] = {}
 
-def register_method(name:str, method:Method) -> Method:
+def register_method(name:str,       # the key an `Experiment`'s `method` names
+                    method:Method,  # the `Method`
+                   ) -> Method:
     "Add `method` to the registry under `name` (what an `Experiment`'s `method` names)."
     if not name.replace('_', '').isalnum(): raise ValueError(f"name={name!r}: use letters, digits and underscores")
-    if method.trainer not in TRAINERS: raise ValueError(f"trainer={method.trainer!r} is unknown; register it first (trainers: {list(TRAINERS)})")
+    if method.trainer not in TRAINERS:
+        raise ValueError(f"trainer={method.trainer!r} is unknown; register it first (trainers: {list(TRAINERS)})")
     METHODS[name] = method
     return method
 
@@ -178,7 +213,8 @@ register_method('joint', Method('joint / {sampler}', JointOptions, settings=lamb
 def _head_post(h:str):
     "The post-processing of decoupled head `h` (a key of `HEADS`)."
     def post(model, data, o, ctx):
-        r = decoupled_heads(model, data, [h], HeadConfig(epochs=o['head_epochs'], seed=ctx.seed), many=ctx.many, few=ctx.few, device=ctx.device)[h]
+        r = decoupled_heads(model, data, [h], HeadConfig(epochs=o['head_epochs'], seed=ctx.seed),
+                            groups=ctx.groups, device=ctx.device)[h]
         return dict(test=r['test'], valid=r['valid'], model=r['model'], **({'tau': r['tau']} if 'tau' in r else {}))
     return post
 
@@ -190,50 +226,58 @@ for _h, _l in HEADS.items():
 def _la_post(model, data, o, ctx):
     "Post-hoc logit adjustment, τ chosen on validation; τ and the reports on one feature pass."
     f = cache_features(model, data, device=ctx.device)
-    t = tune_la(model, feats=f, kind=o['kind'], taus=LA_TAUS, many=ctx.many, few=ctx.few)
-    rep = lambda s: feats_report(t['model'], f, s, ctx.many, ctx.few)
+    t = tune_la(model, feats=f, kind=o['kind'], taus=LA_TAUS, groups=ctx.groups)
+    rep = lambda s: feats_report(t['model'], f, s, ctx.groups)
     return dict(test=rep('test'), valid=rep('valid'), tau=t['tau'], model=t['model'])
 
 _ = register_method('la', Method('ib + LA ({kind})', LAOptions, post=_la_post,
-                                 about='post-hoc logit adjustment of the instance-balanced joint model, τ chosen on validation'))
+                                 about='post-hoc logit adjustment of the instance-balanced joint model, τ chosen on '
+                                       'validation'))
 
 # %% ../nbs/08c_methods.ipynb #8904e60e
 _STAGE2 = ('wd2', 'r')
 
 def _stage2_fixed(o:dict) -> dict: return {k: o[k] for k in _STAGE2 if not isinstance(o[k], list)}
 
+# %% ../nbs/08c_methods.ipynb #62fcdf68
 def _tune_stage2(model, data, f, o:dict, ctx, stage2:dict|None=None) -> dict|None:
     "Stage 2's options given as lists, searched on the validation split of features `f`; None if none is a list."
     grid = {k: o[k] for k in _STAGE2 if isinstance(o[k], list)}
     if not grid: return None
     cfg = lambda p: WBConfig(seed=ctx.seed, wd=p['wd2'], r=p['r'], **(stage2 or {}))
     score = lambda p: feats_report(wb_stage2(model, data, cfg({**_stage2_fixed(o), **p}), feats=f, device=ctx.device),
-                                   f, 'valid', ctx.many, ctx.few)['mean_cls']
+                                   f, 'valid', ctx.groups)['mean_cls']
     return grid_search(grid, score, ctx.seed)
 
 # %% ../nbs/08c_methods.ipynb #fbc7ae7d
 def _wb_post_with(**stage2):
-    "WB stage 2 on the stage-1 model (`stage2`: more `WBConfig` fields), its options tuned on validation where given as lists."
+    """WB stage 2 on the stage-1 model (`stage2`: more `WBConfig` fields), its options tuned on validation where given
+    as lists."""
     def post(model, data, o, ctx):
         f = cache_features(model, data, device=ctx.device)
         no_test = replace(f, test=f.test[:0], y_test=f.y_test[:0])     # the sweep cannot read the test split
         tuned = _tune_stage2(model, data, no_test, o, ctx, stage2)
         p = {**_stage2_fixed(o), **(tuned['best'] if tuned else {})}
-        m2 = wb_stage2(model, data, WBConfig(seed=ctx.seed, wd=p['wd2'], r=p['r'], **stage2), feats=f, device=ctx.device)
-        rep = lambda s: feats_report(m2, f, s, ctx.many, ctx.few)
+        m2 = wb_stage2(model, data, WBConfig(seed=ctx.seed, wd=p['wd2'], r=p['r'], **stage2), feats=f,
+                       device=ctx.device)
+        rep = lambda s: feats_report(m2, f, s, ctx.groups)
         return dict(test=rep('test'), valid=rep('valid'), model=m2, **({'tuned': tuned} if tuned else {}))
     return post
 
 _wb_post = _wb_post_with()
 
-_ = register_method('wb', Method('WB (CB + WD + MaxNorm)', WBOptions, settings=lambda o: dict(sampler='ib', wd=o['wd']), post=_wb_post,
-                                 about='weight balancing: stage 1 with weight decay wd, stage 2 class-balanced loss + weight decay wd2 + MaxNorm '
+_ = register_method('wb', Method('WB (CB + WD + MaxNorm)', WBOptions,
+                                 settings=lambda o: dict(sampler='ib', wd=o['wd']), post=_wb_post,
+                                 about='weight balancing: stage 1 with weight decay wd, stage 2 class-balanced loss + '
+                                       'weight decay wd2 + MaxNorm '
                                        'with relative radius r (Alshammari et al.); wd2 and r given as lists are chosen on validation'))
 
 # %% ../nbs/08c_methods.ipynb #0b19e81f
 _ = register_method('wb_ref', Method('WB, the reference code\'s stage 2 (BCE on softmax, MaxNorm per epoch)', WBOptions,
-                                     settings=lambda o: dict(sampler='ib', wd=o['wd']), post=_wb_post_with(cb_kind='bce_softmax', per='epoch'),
-                                     about='weight balancing with the reference code\'s stage 2: class-balanced BCE on softmax probabilities, MaxNorm once per epoch'))
+                                     settings=lambda o: dict(sampler='ib', wd=o['wd']),
+                                     post=_wb_post_with(cb_kind='bce_softmax', per='epoch'),
+                                     about='weight balancing with the reference code\'s stage 2: class-balanced BCE '
+                                           'on softmax probabilities, MaxNorm once per epoch'))
 
 @dataclass
 class WBCrtOptions(Options):
@@ -243,16 +287,22 @@ class WBCrtOptions(Options):
     train_tunable:ClassVar[tuple] = ('wd',)
     numbers:ClassVar[dict] = dict(wd=0)
     def check(self):
-        super().check(); _number('options.head_epochs', self.head_epochs, 1, integer=True); return self
+        super().check()
+        _number('options.head_epochs', self.head_epochs, 1, integer=True)
+        return self
 
-_ = register_method('wb_crt', Method('cRT on WB stage 1', WBCrtOptions, settings=lambda o: dict(sampler='ib', wd=o['wd']), post=_head_post('crt'),
-                                     about='cRT on the weight-balancing stage-1 model: a control for WB\'s stage 2 (the same frozen body, another head)'))
+_ = register_method('wb_crt', Method('cRT on WB stage 1', WBCrtOptions,
+                                     settings=lambda o: dict(sampler='ib', wd=o['wd']), post=_head_post('crt'),
+                                     about='cRT on the weight-balancing stage-1 model: a control for WB\'s stage 2 '
+                                           '(the same frozen body, another head)'))
 
 # %% ../nbs/08c_methods.ipynb #63f3c7bc
 _os = lambda o: dict(sampler='ib', wd_loss=o['wd'], fr=o['fr'])
 register_method('onestage', Method('one-stage (WD + FR + ETF)', OneStageOptions, trainer='onestage', settings=_os,
-                                   about='WD as a loss term + feature regularisation + fixed ETF classifier (Hasegawa & Sato)'))
-_ = register_method('onestage_la', Method('one-stage + LA ({kind})', OneStageLAOptions, trainer='onestage', settings=_os, post=_la_post,
+                                   about='WD as a loss term + feature regularisation + fixed ETF classifier (Hasegawa '
+                                         '& Sato)'))
+_ = register_method('onestage_la', Method('one-stage + LA ({kind})', OneStageLAOptions, trainer='onestage',
+                                          settings=_os, post=_la_post,
                                           about='the one-stage model with post-hoc logit adjustment (Hasegawa & Sato)'))
 
 # %% ../nbs/08c_methods.ipynb #0a07df84
@@ -261,20 +311,28 @@ class LALossOptions(Options):
     tau:float = 1.0            # τ of the logit-adjusted loss (1: the balanced softmax)
     numbers:ClassVar[dict] = dict(tau=0)
 
+# %% ../nbs/08c_methods.ipynb #bef4a5f8
 @register_trainer('la_loss')
-def la_loss_learner(data, cfg:TrainConfig, settings:dict, **kw):
+def la_loss_learner(data,             # the dataset
+                    cfg:TrainConfig,  # the training recipe
+                    settings:dict,    # {'tau': strength}
+                    **kw,             # passed on to `lt_learner`
+                   ):
     "Joint training with the logit-adjusted loss of strength `settings['tau']`."
     return lt_learner(data, cfg, loss_func=LogitAdjustedLoss(data.cls_counts, settings['tau']), settings=settings, **kw)
 
-_ = register_method('la_loss', Method('LA loss (τ {tau:g})', LALossOptions, trainer='la_loss', settings=lambda o: dict(sampler='ib', tau=o['tau']),
-                                      about='joint training with the logit-adjusted loss (Menon et al.); tau 1 is the balanced softmax (Ren et al.)'))
+_ = register_method('la_loss', Method('LA loss (τ {tau:g})', LALossOptions, trainer='la_loss',
+                                      settings=lambda o: dict(sampler='ib', tau=o['tau']),
+                                      about='joint training with the logit-adjusted loss (Menon et al.); tau 1 is the '
+                                            'balanced softmax (Ren et al.)'))
 
 # %% ../nbs/08c_methods.ipynb #7f7a806d
 class FocalLoss(nn.Module):
     "Softmax focal loss $-(1 - p_y)^\\gamma \\log p_y$, averaged over the batch (Lin et al., 2017)."
     def __init__(self, gamma:float=2.0):
         super().__init__()
-        _number('gamma', gamma); self.gamma = gamma
+        _number('gamma', gamma)
+        self.gamma = gamma
     def forward(self, logits, y):
         logp = F.log_softmax(logits.float(), -1).gather(1, y[:, None])[:, 0]
         return (-(1 - logp.exp()) ** self.gamma * logp).mean()
@@ -285,12 +343,18 @@ class FocalOptions(Options):
     gamma:float = 2.0          # focusing parameter γ (0: cross-entropy)
     numbers:ClassVar[dict] = dict(gamma=0)
 
+# %% ../nbs/08c_methods.ipynb #852ceb24
 @register_trainer('focal')
-def focal_learner(data, cfg:TrainConfig, settings:dict, **kw):
+def focal_learner(data,             # the dataset
+                  cfg:TrainConfig,  # the training recipe
+                  settings:dict,    # {'gamma': focusing}
+                  **kw,             # passed on to `lt_learner`
+                 ):
     "Joint training with the focal loss of `settings['gamma']`."
     return lt_learner(data, cfg, loss_func=FocalLoss(settings['gamma']), settings=settings, **kw)
 
-_ = register_method('focal', Method('focal loss (γ {gamma:g})', FocalOptions, trainer='focal', settings=lambda o: dict(sampler='ib', gamma=o['gamma']),
+_ = register_method('focal', Method('focal loss (γ {gamma:g})', FocalOptions, trainer='focal',
+                                    settings=lambda o: dict(sampler='ib', gamma=o['gamma']),
                                     about='joint training with the focal loss (Lin et al.; γ 2, their default)'))
 
 # %% ../nbs/08c_methods.ipynb #aa350d43
@@ -300,19 +364,26 @@ class NormedLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=False)
     def forward(self, x): return F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
 
-def ldam_margins(cls_counts, max_m:float=0.5) -> torch.Tensor:
+# %% ../nbs/08c_methods.ipynb #c9abaf6b
+def ldam_margins(cls_counts,       # training images per class
+                 max_m:float=0.5,  # the largest margin
+                ) -> torch.Tensor:
     "Per-class margins $\\Delta_j \\propto n_j^{-1/4}$, the largest `max_m` (Cao et al., 2019)."
     n = as_array(cls_counts, dtype=np.float64)
-    if (n <= 0).any(): raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); margins need n_j >= 1")
+    if (n <= 0).any():
+        raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); margins need n_j >= 1")
     m = n ** -0.25
     return torch.tensor(m * max_m / m.max(), dtype=torch.float32)
 
+# %% ../nbs/08c_methods.ipynb #155cb0d4
 class LDAMLoss(nn.Module):
     "Label-distribution-aware margin loss $\\mathrm{CE}(s(z - \\Delta_y e_y), y)$, optionally class-weighted (`weight`)."
     def __init__(self, cls_counts, max_m:float=0.5, s:float=30.):
         super().__init__()
-        _number('max_m', max_m); _number('s', s)
-        self.register_buffer('m', ldam_margins(cls_counts, max_m)); self.s, self.weight = s, None
+        _number('max_m', max_m)
+        _number('s', s)
+        self.register_buffer('m', ldam_margins(cls_counts, max_m))
+        self.s, self.weight = s, None
     def forward(self, logits, y):
         z = logits.float() - F.one_hot(y, logits.shape[-1]) * self.m.to(logits.device)[y][:, None]
         w = None if self.weight is None else self.weight.to(logits.device)
@@ -320,7 +391,8 @@ class LDAMLoss(nn.Module):
 
 # %% ../nbs/08c_methods.ipynb #1295cc69
 class DRW(Callback):
-    "Deferred re-weighting: from epoch `start` on, the loss's `weight` is the class-balanced weights of `beta`; before it, none."
+    """Deferred re-weighting: from epoch `start` on, the loss's `weight` is the class-balanced weights of `beta`;
+    before it, none."""
     order = -5
     def __init__(self, cls_counts, start:int, beta:float=0.9999): self.w, self.start = cb_weights(cls_counts, beta), start
     def before_epoch(self): self.learn.loss_func.weight = self.w if self.epoch >= self.start else None
@@ -335,13 +407,21 @@ class LDAMOptions(Options):
     numbers:ClassVar[dict] = dict(max_m=0, s=0, drw=0)
     def check(self):
         super().check()
-        if not 0 <= self.drw <= 1: raise ValueError(f"options.drw={self.drw!r} must be in [0, 1] (a fraction of the epochs)")
+        if not 0 <= self.drw <= 1:
+            raise ValueError(f"options.drw={self.drw!r} must be in [0, 1] (a fraction of the epochs)")
         if not 0 <= self.beta < 1: raise ValueError(f"options.beta={self.beta!r} must be in [0, 1)")
         return self
 
+# %% ../nbs/08c_methods.ipynb #6db6d989
 @register_trainer('ldam')
-def ldam_learner(data, cfg:TrainConfig, settings:dict, model=None, **kw):
-    "LDAM-DRW: a cosine classifier on the dataset's model, the LDAM loss, and deferred re-weighting from epoch `drw · epochs`."
+def ldam_learner(data,             # the dataset
+                 cfg:TrainConfig,  # the training recipe
+                 settings:dict,    # {'max_m', 's', 'drw', 'beta'}
+                 model=None,       # the model (default: the dataset's, with a cosine classifier)
+                 **kw,             # passed on to `lt_learner`
+                ):
+    """LDAM-DRW: a cosine classifier on the dataset's model, the LDAM loss, and deferred re-weighting from epoch `drw ·
+    epochs`."""
     set_seed(cfg.seed)
     model = model if model is not None else default_model(data, cfg.arch)
     fc = get_classifier(model, linear=True)
@@ -351,5 +431,7 @@ def ldam_learner(data, cfg:TrainConfig, settings:dict, model=None, **kw):
     return lt_learner(data, cfg, model=model, loss_func=LDAMLoss(data.cls_counts, s['max_m'], s['s']), settings=s,
                       cbs=[drw] + list(kw.pop('cbs', None) or []), **kw)
 
-_ = register_method('ldam_drw', Method('LDAM-DRW', LDAMOptions, trainer='ldam', settings=lambda o: dict(sampler='ib', **o),
-                                       about='label-distribution-aware margins on a cosine classifier, re-weighted from a late epoch (Cao et al.)'))
+_ = register_method('ldam_drw', Method('LDAM-DRW', LDAMOptions, trainer='ldam',
+                                       settings=lambda o: dict(sampler='ib', **o),
+                                       about='label-distribution-aware margins on a cosine classifier, re-weighted '
+                                             'from a late epoch (Cao et al.)'))

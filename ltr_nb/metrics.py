@@ -10,55 +10,88 @@ import matplotlib.pyplot as plt
 from fastcore.basics import store_attr
 from fastai.metrics import Metric
 from .core import all_sum, as_array
-from .data import class_groups, GROUPS
+from .data import class_groups, GROUPS, Groups
 
 # %% auto #0
 __all__ = ['class_counts', 'counts_accuracy', 'per_class_accuracy', 'group_accuracy', 'lt_report', 'LTAccuracy', 'lt_metrics',
            'plot_per_class_acc', 'results_table']
 
 # %% ../nbs/04_metrics.ipynb #f35ee0e3
-def class_counts(preds, targets, n_cls:int) -> torch.Tensor:
-    "Per-class [correct, total] counts (long, shape [2, n_cls]); `preds` are logits [N, C] or labels [N]. Counts add up over batches and processes."
-    preds = torch.as_tensor(preds); targets = torch.as_tensor(targets).to(preds.device)
-    if len(preds) != len(targets): raise ValueError(f"preds has {len(preds)} items but targets has {len(targets)}; they must match")
+def class_counts(preds,      # logits [N, C] or predicted labels [N]
+                 targets,    # true labels [N]
+                 n_cls:int,  # number of classes
+                ) -> torch.Tensor:
+    """Per-class [correct, total] counts (long, shape [2, n_cls]); `preds` are logits [N, C] or labels [N]. Counts add
+    up over batches and processes."""
+    preds = torch.as_tensor(preds)
+    targets = torch.as_tensor(targets).to(preds.device)
+    if len(preds) != len(targets):
+        raise ValueError(f"preds has {len(preds)} items but targets has {len(targets)}; they must match")
     if preds.ndim == 2: preds = preds.argmax(-1)
-    return torch.stack([torch.bincount(targets[preds == targets], minlength=n_cls), torch.bincount(targets, minlength=n_cls)])
+    return torch.stack([torch.bincount(targets[preds == targets], minlength=n_cls),
+                        torch.bincount(targets, minlength=n_cls)])
 
+# %% ../nbs/04_metrics.ipynb #f381d76e
 def counts_accuracy(counts:torch.Tensor) -> torch.Tensor:
     "Accuracy of every class from `class_counts` (NaN for a class with no item)."
     correct, total = counts.double()
     return torch.where(total > 0, correct / total.clamp(min=1), torch.full_like(total, float('nan')))
 
-def per_class_accuracy(preds, targets, n_cls:int) -> torch.Tensor:
+# %% ../nbs/04_metrics.ipynb #50474fd6
+def per_class_accuracy(preds,      # logits [N, C] or predicted labels [N]
+                       targets,    # true labels [N]
+                       n_cls:int,  # number of classes
+                      ) -> torch.Tensor:
     "Accuracy of every class (NaN for a class absent from `targets`); `preds` are logits [N, C] or labels [N]."
     return counts_accuracy(class_counts(preds, targets, n_cls))
 
 # %% ../nbs/04_metrics.ipynb #14d44f38
-def group_accuracy(cls_acc, cls_counts, many:int=100, few:int=20) -> dict:
+def group_accuracy(cls_acc,                  # per-class accuracy, in class order
+                   cls_counts,               # training images per class
+                   groups:Groups=Groups(),   # the Many / Few thresholds
+                  ) -> dict:
     "Mean per-class accuracy over the Many / Medium / Few classes (NaN for an empty group)."
     cls_acc = as_array(cls_acc, dtype=np.float64)
     if len(cls_acc) != len(cls_counts):
-        raise ValueError(f"cls_counts has {len(cls_counts)} classes but the accuracy vector has {len(cls_acc)}; they must match")
-    g = class_groups(cls_counts, many, few)
+        raise ValueError(f"cls_counts has {len(cls_counts)} classes but the accuracy vector has {len(cls_acc)}; they "
+                         "must match")
+    g = class_groups(cls_counts, groups)
     return {k: float(np.nanmean(cls_acc[g == k])) if (g == k).any() else float('nan') for k in GROUPS}
 
-def lt_report(preds, targets, cls_counts, many:int=100, few:int=20) -> dict:
-    "All (top-1), mean per-class, Many/Medium/Few accuracy and the per-class vector, in one dict (a `ValueError` when there is nothing to report on)."
-    if len(targets) == 0: raise ValueError("targets is empty: no samples to report on (a missing or empty split); pass a split that has samples")
+# %% ../nbs/04_metrics.ipynb #9805f14a
+def lt_report(preds,                      # logits [N, C] or predicted labels [N]
+              targets,                    # true labels [N]
+              cls_counts,                 # training images per class (decides the groups)
+              groups:Groups=Groups(),     # the Many / Few thresholds
+             ) -> dict:
+    """All (top-1), mean per-class, Many/Medium/Few accuracy and the per-class vector, in one dict (a `ValueError` when
+    there is nothing to report on)."""
+    if len(targets) == 0:
+        raise ValueError("targets is empty: no samples to report on (a missing or empty split); pass a split that has "
+                         "samples")
     pc = per_class_accuracy(preds, targets, len(cls_counts))
-    preds = torch.as_tensor(preds); lab = preds.argmax(-1) if preds.ndim == 2 else preds
-    return dict(all=float((lab == torch.as_tensor(targets).to(lab.device)).double().mean()), mean_cls=float(pc.nanmean()),
-                **group_accuracy(pc, cls_counts, many, few), per_class=pc.tolist())
+    preds = torch.as_tensor(preds)
+    lab = preds.argmax(-1) if preds.ndim == 2 else preds
+    return dict(all=float((lab == torch.as_tensor(targets).to(lab.device)).double().mean()),
+                mean_cls=float(pc.nanmean()),
+                **group_accuracy(pc, cls_counts, groups), per_class=pc.tolist())
 
 # %% ../nbs/04_metrics.ipynb #9e79add3
 class LTAccuracy(Metric):
-    "fastai metric from per-class counts: top-1 ('all'), mean per-class accuracy ('mean') or over the 'many' / 'medium' / 'few' classes; counts summed over processes."
-    def __init__(self, cls_counts, group:str='mean', many:int=100, few:int=20):
-        if group not in ('all', 'mean', *GROUPS): raise ValueError(f"group={group!r} is not valid; choose one of {('all', 'mean', *GROUPS)}")
-        store_attr(); self.cls_counts = as_array(cls_counts); self.reset()
-    def reset(self): self.local = torch.zeros(2, len(self.cls_counts), dtype=torch.long); self._sum = None
+    """fastai metric from per-class counts: top-1 ('all'), mean per-class accuracy ('mean') or over the 'many' /
+    'medium' / 'few' classes; counts summed over processes."""
+    def __init__(self, cls_counts, group:str='mean', groups:Groups=Groups()):
+        if group not in ('all', 'mean', *GROUPS):
+            raise ValueError(f"group={group!r} is not valid; choose one of {('all', 'mean', *GROUPS)}")
+        store_attr()
+        self.cls_counts = as_array(cls_counts)
+        self.reset()
+    def reset(self):
+        self.local = torch.zeros(2, len(self.cls_counts), dtype=torch.long)
+        self._sum = None
     def accumulate(self, learn):
-        self.local += class_counts(learn.pred.cpu(), learn.yb[0].cpu(), len(self.cls_counts)); self._sum = None
+        self.local += class_counts(learn.pred.cpu(), learn.yb[0].cpu(), len(self.cls_counts))
+        self._sum = None
     def counts(self) -> tuple[torch.Tensor, torch.Tensor]:
         "Per-class (correct, total), summed over every process (once per validation pass)."
         if self._sum is None: self._sum = all_sum(self.local)
@@ -67,34 +100,51 @@ class LTAccuracy(Metric):
     def per_class(self): return counts_accuracy(torch.stack(self.counts()))
     @property
     def value(self):
-        if self.group == 'all': c, t = self.counts(); return float(c.sum() / t.sum().clamp(min=1))
+        if self.group == 'all':
+            c, t = self.counts()
+            return float(c.sum() / t.sum().clamp(min=1))
         if self.group == 'mean': return float(self.per_class.nanmean())
-        return group_accuracy(self.per_class, self.cls_counts, self.many, self.few)[self.group]
+        return group_accuracy(self.per_class, self.cls_counts, self.groups)[self.group]
     @property
     def name(self): return {'all': 'accuracy', 'mean': 'mean_cls_acc'}.get(self.group, f'{self.group}_acc')
 
-def lt_metrics(cls_counts, many:int=100, few:int=20) -> list:
-    "fastai metrics: top-1 accuracy, mean per-class accuracy, Many/Medium/Few accuracy (all from counts, correct under several processes)."
-    return [LTAccuracy(cls_counts, g, many, few) for g in ('all', 'mean', *GROUPS)]
+# %% ../nbs/04_metrics.ipynb #451a9d15
+def lt_metrics(cls_counts,                 # training images per class
+               groups:Groups=Groups(),     # the Many / Few thresholds
+              ) -> list:
+    """fastai metrics: top-1 accuracy, mean per-class accuracy, Many/Medium/Few accuracy (all from counts, correct
+    under several processes)."""
+    return [LTAccuracy(cls_counts, g, groups) for g in ('all', 'mean', *GROUPS)]
 
 # %% ../nbs/04_metrics.ipynb #450ed807
 _GROUP_COLORS = {'many': '#1f77b4', 'medium': '#ff7f0e', 'few': '#d62728'}
 
-def plot_per_class_acc(cls_acc,            # per-class accuracy (one curve) or a dict name -> vector (several)
-                       cls_counts,         # training images per class
-                       many:int=100, few:int=20, ax=None, title:str|None=None):
+def plot_per_class_acc(cls_acc,                 # per-class accuracy (one curve) or a dict name -> vector (several)
+                       cls_counts,              # training images per class
+                       groups:Groups=Groups(),  # the Many / Few thresholds (shaded)
+                       ax=None,                 # matplotlib axes (default: a new figure)
+                       title:str|None=None,     # the plot's title
+                      ):
     "Per-class accuracy against training count (classes sorted by count, groups shaded)."
     if ax is None: _, ax = plt.subplots(figsize=(7, 3.2))
     series = cls_acc if isinstance(cls_acc, dict) else {'accuracy': cls_acc}
-    counts = as_array(cls_counts); order = np.argsort(-counts, kind='stable'); g = class_groups(counts, many, few)[order]
+    counts = as_array(cls_counts)
+    order = np.argsort(-counts, kind='stable')
+    g = class_groups(counts, groups)[order]
     x = np.arange(len(counts))
     for k in ('many', 'medium', 'few'):
-        if (g == k).any(): ax.axvspan(x[g == k].min() - 0.5, x[g == k].max() + 0.5, color=_GROUP_COLORS[k], alpha=0.08, lw=0)
+        if (g == k).any():
+            ax.axvspan(x[g == k].min() - 0.5, x[g == k].max() + 0.5, color=_GROUP_COLORS[k], alpha=0.08, lw=0)
     for name, acc in series.items(): ax.plot(x, as_array(acc, dtype=float)[order], marker='o', ms=3, label=name)
-    ax2 = ax.twinx(); ax2.bar(x, counts[order], color='grey', alpha=0.25, width=0.8); ax2.set_ylabel('training images')
-    ax.set_zorder(ax2.get_zorder() + 1); ax.patch.set_visible(False)
-    ax.set_xlabel('class (sorted by training count; shaded: many / medium / few)'); ax.set_ylabel('accuracy')
-    ax.set_ylim(0, 1.02); ax.legend(loc='lower left', fontsize=8)
+    ax2 = ax.twinx()
+    ax2.bar(x, counts[order], color='grey', alpha=0.25, width=0.8)
+    ax2.set_ylabel('training images')
+    ax.set_zorder(ax2.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_xlabel('class (sorted by training count; shaded: many / medium / few)')
+    ax.set_ylabel('accuracy')
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc='lower left', fontsize=8)
     if title: ax.set_title(title)
     return ax
 
@@ -104,11 +154,16 @@ def _fmt(vals):
     if np.isnan(v).all(): return '–'
     return f"{np.nanmean(v):.1f}" if len(v) == 1 else f"{np.nanmean(v):.1f} ± {np.nanstd(v):.1f}"
 
-def results_table(reports:dict, cls_counts=None, many:int=100, few:int=20) -> str:
+# %% ../nbs/04_metrics.ipynb #7468a89a
+def results_table(reports:dict,               # {name: report or [reports over seeds]}
+                  cls_counts=None,            # training images per class: the header counts each group's classes
+                  groups:Groups=Groups(),     # the Many / Few thresholds
+                 ) -> str:
     "Markdown table (percent) of Many / Medium / Few / All for each method: `{name: report or [reports over seeds]}`."
     head = ['Many', 'Medium', 'Few', 'All']
     if cls_counts is not None:
-        g = class_groups(cls_counts, many, few); head = [f'{h} ({(g == k).sum()} cls)' for h, k in zip(head, GROUPS)] + ['All']
+        g = class_groups(cls_counts, groups)
+        head = [f'{h} ({(g == k).sum()} cls)' for h, k in zip(head, GROUPS)] + ['All']
     lines = ['| method | ' + ' | '.join(head) + ' |', '|---|' + '---:|' * len(head)]
     for name, reps in reports.items():
         reps = reps if isinstance(reps, (list, tuple)) else [reps]

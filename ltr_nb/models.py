@@ -33,18 +33,24 @@ class LTModel(nn.Module):
 
 # %% ../nbs/05_models.ipynb #bc9cec7a
 def unwrap(model) -> nn.Module:
-    "The `nn.Module` itself: `model`, or a fastai `Learner`'s `model` (or a `ClassifierView`'s), without a (Distributed)DataParallel wrapper."
+    """The `nn.Module` itself: `model`, or a fastai `Learner`'s `model` (or a `ClassifierView`'s), without a
+    (Distributed)DataParallel wrapper."""
     if isinstance(model, (Learner, ClassifierView)): model = model.model
     while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
     if not isinstance(model, nn.Module):
         raise ValueError(f"model is a {type(model).__name__}; pass an nn.Module, a fastai Learner or a ClassifierView")
     return model
 
+# %% ../nbs/05_models.ipynb #cd5cb5a8
 def is_head(m:nn.Module) -> bool:
     "Can `m` be the classifier? An `nn.Linear`, or one of the library's heads (NCM, LWS, ETF: `lt_head = True`)."
     return isinstance(m, nn.Linear) or getattr(m, 'lt_head', False)
 
-def _has_contract(m): return all(callable(getattr(m, a, None)) for a in ('features', 'get_classifier', 'replace_classifier'))
+# %% ../nbs/05_models.ipynb #c55a2690
+def _has_contract(m): return all(callable(getattr(m, a, None)) for a in ('features', 'get_classifier',
+                                                                         'replace_classifier'))
+
+# %% ../nbs/05_models.ipynb #defea31b
 def _is_timm(m): return callable(getattr(m, 'forward_head', None)) and callable(getattr(m, 'get_classifier', None))
 
 # %% ../nbs/05_models.ipynb #1b569fad
@@ -54,42 +60,52 @@ def _sub(model, name):
     try: return model.get_submodule(name)
     except AttributeError: return None
 
+# %% ../nbs/05_models.ipynb #b4566c69
 def _candidates(model): return [n for n, m in model.named_modules() if n and is_head(m)]
 
+# %% ../nbs/05_models.ipynb #eb936f01
 def _name_hint(model):
     c = _candidates(model)
     return f"name it with classifier='...' (its nn.Linear layers: {c[-6:]})" if c else "the model has no nn.Linear layer"
 
+# %% ../nbs/05_models.ipynb #02020460
 def find_classifier(model:nn.Module) -> str:
     "Dotted name of the classifier layer of a model without the contract (timm, torchvision, fastai, plain)."
     if _is_timm(model):
         head = model.get_classifier()
         for n, m in model.named_modules():
             if m is head and is_head(m): return n
-        raise ValueError(f"timm model {type(model).__name__}'s get_classifier() is {type(head).__name__}, not nn.Linear; {_name_hint(model)}")
+        raise ValueError(f"timm model {type(model).__name__}'s get_classifier() is {type(head).__name__}, not "
+                         f"nn.Linear; {_name_hint(model)}")
     for name in _KNOWN:
         m = _sub(model, name)
         if m is None: continue
         if is_head(m): return name
         if isinstance(m, nn.Sequential) and len(m) and is_head(m[-1]): return f'{name}.{len(m) - 1}'
-        raise ValueError(f"model {type(model).__name__}'s classifier {name!r} ends in {type(m[-1] if isinstance(m, nn.Sequential) and len(m) else m).__name__}, "
+        raise ValueError(f"model {type(model).__name__}'s classifier {name!r} ends in "
+                         f"{type(m[-1] if isinstance(m, nn.Sequential) and len(m) else m).__name__}, "
                          f"not nn.Linear; {_name_hint(model)}")
     if isinstance(model, nn.Sequential):  # fastai vision_learner, nn.Sequential models: follow the last element down
         path, m = [], model
-        while isinstance(m, nn.Sequential) and len(m): path.append(str(len(m) - 1)); m = m[-1]
+        while isinstance(m, nn.Sequential) and len(m):
+            path.append(str(len(m) - 1))
+            m = m[-1]
         if is_head(m): return '.'.join(path)
-        raise ValueError(f"model {type(model).__name__}'s final layer {'.'.join(path)!r} is {type(m).__name__}, not nn.Linear "
+        raise ValueError(f"model {type(model).__name__}'s final layer {'.'.join(path)!r} is {type(m).__name__}, not "
+                         "nn.Linear "
                          f"(a classifier followed by something else?); {_name_hint(model)}")
     c = _candidates(model)
     if len(c) == 1: return c[0]
     if not c: raise ValueError(f"model {type(model).__name__} has no nn.Linear layer to use as the classifier; "
                                f"the methods need features followed by one linear classifier")
-    raise ValueError(f"model {type(model).__name__} has several nn.Linear layers that could be the classifier: {c[-6:]}; "
+    raise ValueError(f"model {type(model).__name__} has several nn.Linear layers that could be the classifier: "
+                     f"{c[-6:]}; "
                      f"name the one whose output is the logits with classifier='...'")
 
 # %% ../nbs/05_models.ipynb #46f21b78
 class ClassifierView:
-    "Any model seen as features + one classifier, without changing it: `classifier`, `features(x)`, `with_classifier(new)`."
+    """Any model seen as features + one classifier, without changing it: `classifier`, `features(x)`,
+    `with_classifier(new)`."""
     def __init__(self, model,                    # an nn.Module or a fastai Learner
                  classifier:str|None=None):      # dotted name of the classifier layer; None: found (see above)
         self.model = unwrap(model)
@@ -120,12 +136,16 @@ def features(self:ClassifierView, x) -> torch.Tensor:
     h = self.classifier.register_forward_hook(hook)
     try: out = m(x)
     finally: h.remove()
-    if 'x' not in seen: raise ValueError(f"the forward pass of {type(m).__name__} never called its classifier {self.name!r}; name the right layer with classifier='...'")
+    if 'x' not in seen:
+        raise ValueError(f"the forward pass of {type(m).__name__} never called its classifier {self.name!r}; name the "
+                         "right layer with classifier='...'")
     if out is not seen['out']:
-        raise ValueError(f"the output of {type(m).__name__} is not the output of its classifier {self.name!r} (something follows it); "
+        raise ValueError(f"the output of {type(m).__name__} is not the output of its classifier {self.name!r} "
+                         "(something follows it); "
                          f"name the layer whose output is the logits with classifier='...' ({_candidates(m)[-6:]})")
     return seen['x']
 
+# %% ../nbs/05_models.ipynb #6de52314
 @patch
 def with_classifier(self:ClassifierView, new:nn.Module) -> nn.Module:
     "A copy of the model (same type) whose classifier is `new`; the viewed model is unchanged."
@@ -136,12 +156,18 @@ def with_classifier(self:ClassifierView, new:nn.Module) -> nn.Module:
     return m
 
 # %% ../nbs/05_models.ipynb #0abd9025
-def as_view(model, classifier:str|None=None) -> ClassifierView:
+def as_view(model,                     # a module, `Learner` or view
+            classifier:str|None=None,  # the classifier's attribute path (default: found)
+           ) -> ClassifierView:
     "`model` (module, `Learner` or view) as a `ClassifierView`."
-    if isinstance(model, ClassifierView): return model if classifier is None else ClassifierView(model.model, classifier)
+    if isinstance(model, ClassifierView):
+        return model if classifier is None else ClassifierView(model.model, classifier)
     return ClassifierView(model, classifier)
 
-def get_classifier(model, linear:bool=False) -> nn.Module:
+# %% ../nbs/05_models.ipynb #e5c5b406
+def get_classifier(model,              # a module, `Learner` or view
+                   linear:bool=False,  # require one `nn.Linear`
+                  ) -> nn.Module:
     "The classifier of any model (module, `Learner` or view); `linear`: check that it is one `nn.Linear`."
     fc = as_view(model).classifier
     if not is_head(fc) or (linear and not isinstance(fc, nn.Linear)):
@@ -149,16 +175,25 @@ def get_classifier(model, linear:bool=False) -> nn.Module:
                          f"{'' if linear else ' or a head of this library (NCM, LWS)'}; the method needs features followed by a single linear classifier")
     return fc
 
-def features(model, x) -> torch.Tensor:
+# %% ../nbs/05_models.ipynb #b1156a63
+def features(model,  # a module, `Learner` or view
+             x,      # a batch of inputs
+            ) -> torch.Tensor:
     "The features the classifier sees, for any model."
     return as_view(model).features(x)
 
-def rewrap(given, model:nn.Module):
-    "`model` as the kind of object `given` was: a module, a `ClassifierView`, or a new `Learner` on the same data and loss."
+# %% ../nbs/05_models.ipynb #7bf83532
+def rewrap(given,            # the object the caller passed
+           model:nn.Module,  # the new module
+          ):
+    """`model` as the kind of object `given` was: a module, a `ClassifierView`, or a new `Learner` on the same data and
+    loss."""
     if isinstance(given, ClassifierView): return ClassifierView(model, given.name if given.kind == 'hook' else None)
     if isinstance(given, Learner):
-        return Learner(given.dls, model, loss_func=given.loss_func, opt_func=given.opt_func, lr=given.lr, metrics=given.metrics,
-                       path=given.path, model_dir=given.model_dir, wd=given.wd, wd_bn_bias=given.wd_bn_bias, train_bn=given.train_bn)
+        return Learner(given.dls, model, loss_func=given.loss_func, opt_func=given.opt_func, lr=given.lr,
+                       metrics=given.metrics,
+                       path=given.path, model_dir=given.model_dir, wd=given.wd, wd_bn_bias=given.wd_bn_bias,
+                       train_bn=given.train_bn)
     return model
 
 # %% ../nbs/05_models.ipynb #b75cc57d
@@ -168,7 +203,8 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(ni, nf, 3, stride, 1, bias=False), nn.BatchNorm2d(nf)
         self.conv2, self.bn2 = nn.Conv2d(nf, nf, 3, 1, 1, bias=False), nn.BatchNorm2d(nf)
-        self.pad = nf - ni; self.stride = stride
+        self.pad = nf - ni
+        self.stride = stride
     def shortcut(self, x):
         if self.stride == 1 and self.pad == 0: return x
         x = x[:, :, ::self.stride, ::self.stride]
@@ -177,12 +213,19 @@ class BasicBlock(nn.Module):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
-def resnet_cifar(depth:int=32, in_ch:int=3, widths=(16, 32, 64)) -> nn.Sequential:
+# %% ../nbs/05_models.ipynb #7c2fcd29
+def resnet_cifar(depth:int=32,         # layers: 6n + 2
+                 in_ch:int=3,          # input channels
+                 widths=(16, 32, 64),  # channels of the three stages
+                ) -> nn.Sequential:
     "The body of a CIFAR ResNet of `depth` = 6n + 2 layers (features: `widths[-1]`)."
     if (depth - 2) % 6: raise ValueError(f"depth={depth} must be 6n + 2 (20, 32, 44, 56, 110)")
-    n, layers, ni = (depth - 2) // 6, [nn.Conv2d(in_ch, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()], widths[0]
+    n, layers, ni = (depth - 2) // 6, [nn.Conv2d(in_ch, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+                                       nn.ReLU()], widths[0]
     for i, w in enumerate(widths):
-        for j in range(n): layers.append(BasicBlock(ni, w, 2 if (i > 0 and j == 0) else 1)); ni = w
+        for j in range(n):
+            layers.append(BasicBlock(ni, w, 2 if (i > 0 and j == 0) else 1))
+            ni = w
     body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
     for m in body.modules():
         if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight)
@@ -194,30 +237,43 @@ def resnet34_cifar(in_ch:int=3) -> nn.Sequential:
     ensure_torchvision()
     from torchvision.models import resnet34
     m = resnet34(weights=None)
-    m.conv1 = nn.Conv2d(in_ch, 64, 3, 1, 1, bias=False); m.maxpool = nn.Identity()
+    m.conv1 = nn.Conv2d(in_ch, 64, 3, 1, 1, bias=False)
+    m.maxpool = nn.Identity()
     return nn.Sequential(m.conv1, m.bn1, m.relu, m.layer1, m.layer2, m.layer3, m.layer4, m.avgpool, nn.Flatten())
 
 # %% ../nbs/05_models.ipynb #d073d671
-def small_cnn(in_ch:int=1, width:int=16) -> nn.Sequential:
+def small_cnn(in_ch:int=1,   # input channels
+              width:int=16,  # channels of the first layers
+             ) -> nn.Sequential:
     "Four 3x3 conv-BN-ReLU layers with two 2x poolings, global pooling (features: 4 * width)."
     def cbr(ni, nf): return [nn.Conv2d(ni, nf, 3, 1, 1, bias=False), nn.BatchNorm2d(nf), nn.ReLU()]
     w = width
     return nn.Sequential(*cbr(in_ch, w), *cbr(w, w), nn.MaxPool2d(2), *cbr(w, 2 * w), nn.MaxPool2d(2),
                          *cbr(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
-def mlp(in_features:int=64, hidden:int=128, n_layers:int=2) -> nn.Sequential:
+# %% ../nbs/05_models.ipynb #070009c3
+def mlp(in_features:int=64,  # input features (flattened)
+        hidden:int=128,      # hidden units
+        n_layers:int=2,      # Linear-ReLU layers
+       ) -> nn.Sequential:
     "Flatten, then `n_layers` Linear-ReLU layers (features: `hidden`)."
     layers, ni = [nn.Flatten()], in_features
-    for _ in range(n_layers): layers += [nn.Linear(ni, hidden), nn.ReLU()]; ni = hidden
+    for _ in range(n_layers):
+        layers += [nn.Linear(ni, hidden), nn.ReLU()]
+        ni = hidden
     return nn.Sequential(*layers)
 
-def tv_body(name:str, in_ch:int=3) -> nn.Sequential:
+# %% ../nbs/05_models.ipynb #925eab3b
+def tv_body(name:str,     # a torchvision model name, e.g. 'resnet18'
+            in_ch:int=3,  # input channels
+           ) -> nn.Sequential:
     "The body of torchvision's `name` (random init): every layer up to global pooling, flattened."
     ensure_torchvision()
     import torchvision.models as tvm
     m = getattr(tvm, name)(weights=None)
     if in_ch != 3: m.conv1 = nn.Conv2d(in_ch, 64, 7, 2, 3, bias=False)
-    return nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4, m.avgpool, nn.Flatten())
+    return nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4, m.avgpool,
+                         nn.Flatten())
 
 # %% ../nbs/05_models.ipynb #51e9debd
 ARCHS = {'resnet32': (lambda in_ch, in_features: resnet_cifar(32, in_ch), 64),
@@ -229,9 +285,14 @@ DEFAULT_ARCH = {'digits': 'mlp', 'synthetic': 'mlp', 'mnist': 'smallcnn', 'fashi
                 'cifar10': 'resnet32', 'cifar100': 'resnet32', 'cifar10-jpeg': 'resnet32',
                 'imagenet-lt': 'resnext50_32x4d', 'places-lt': 'resnet152', 'inat2018': 'resnet50'}
 
-def create_model(arch:str, n_cls:int, in_ch:int=3, in_features:int|None=None) -> LTModel:
+def create_model(arch:str,                   # a key of `ARCHS`
+                 n_cls:int,                  # classes (outputs)
+                 in_ch:int=3,                # input channels
+                 in_features:int|None=None,  # input features (needed by 'mlp')
+                ) -> LTModel:
     "An `LTModel` with the named body (a key of `ARCHS`; 'mlp' needs `in_features`)."
     if arch not in ARCHS: raise ValueError(f"arch={arch!r} is unknown; choose one of {list(ARCHS)}")
-    if arch == 'mlp' and in_features is None: raise ValueError("arch='mlp' needs in_features (the flattened input size)")
+    if arch == 'mlp' and in_features is None:
+        raise ValueError("arch='mlp' needs in_features (the flattened input size)")
     make, dim = ARCHS[arch]
     return LTModel(make(in_ch, in_features), dim, n_cls)

@@ -15,7 +15,7 @@ from .metrics import lt_report
 from dataclasses import asdict, replace
 from fastai.torch_core import set_seed
 from .core import env_info, as_array
-from .data import LTData
+from .data import LTData, Groups
 from .evaluate import Features, features_for, predict_features, feats_report
 from .heads import with_head
 from .train import TrainConfig, default_model, lt_learner, fit_lt, evaluate
@@ -26,16 +26,24 @@ __all__ = ['LA_KINDS', 'LA_TAUS', 'simplex_etf', 'ETFLinear', 'with_etf', 'Weigh
            'onestage_learner', 'train_onestage']
 
 # %% ../nbs/08a_onestage.ipynb #8581b86d
-def simplex_etf(n_cls:int, dim:int, seed:int=0) -> torch.Tensor:
+def simplex_etf(n_cls:int,   # classes (rows)
+                dim:int,     # feature dimension (>= n_cls - 1)
+                seed:int=0,  # seed of the rotation
+               ) -> torch.Tensor:
     "A [n_cls, dim] simplex ETF: unit rows, pairwise cosine -1/(n_cls - 1), randomly rotated (seeded)."
     if n_cls < 2: raise ValueError(f"n_cls={n_cls} must be at least 2 for a simplex ETF")
-    if dim < n_cls - 1: raise ValueError(f"feature dimension {dim} < n_cls - 1 = {n_cls - 1}: a simplex ETF of {n_cls} classes needs dim >= {n_cls - 1}")
+    if dim < n_cls - 1:
+        raise ValueError(f"feature dimension {dim} < n_cls - 1 = {n_cls - 1}: a simplex ETF of {n_cls} classes needs "
+                         f"dim >= {n_cls - 1}")
     P = torch.eye(n_cls, dtype=torch.float64) - 1 / n_cls
-    ev, V = torch.linalg.eigh(P); B = V[:, ev > 0.5]                       # P = B B^T, B: [K, K-1] orthonormal columns
+    ev, V = torch.linalg.eigh(P)
+    B = V[:, ev > 0.5]                       # P = B B^T, B: [K, K-1] orthonormal columns
     g = torch.Generator().manual_seed(seed)
-    R, _ = torch.linalg.qr(torch.randn(dim, n_cls - 1, generator=g, dtype=torch.float64))   # [D, K-1], orthonormal columns
+    R, _ = torch.linalg.qr(torch.randn(dim, n_cls - 1, generator=g,
+                                       dtype=torch.float64))   # [D, K-1], orthonormal columns
     return (math.sqrt(n_cls / (n_cls - 1)) * B @ R.T).float()
 
+# %% ../nbs/08a_onestage.ipynb #33e9417d
 class ETFLinear(nn.Linear):
     "A linear classifier whose weight is a fixed simplex ETF (not trained); the bias is trained."
     def __init__(self, in_features:int, out_features:int, bias:bool=True, seed:int=0):
@@ -44,10 +52,16 @@ class ETFLinear(nn.Linear):
         self.weight.requires_grad_(False)
         if bias: nn.init.zeros_(self.bias)
 
-def with_etf(model, seed:int=0, bias:bool=True):
-    "A copy of `model` (module, view or `Learner`) whose linear classifier is replaced by an `ETFLinear` of the same shape."
+# %% ../nbs/08a_onestage.ipynb #97335ac8
+def with_etf(model,           # a model with a linear classifier: module, `ClassifierView` or `Learner`
+             seed:int=0,      # seed of the ETF's rotation
+             bias:bool=True,  # keep a learned bias
+            ):
+    """A copy of `model` (module, view or `Learner`) whose linear classifier is replaced by an `ETFLinear` of the same
+    shape."""
     fc = get_classifier(model, linear=True)
-    return rewrap(model, as_view(model).with_classifier(ETFLinear(fc.in_features, fc.out_features, bias, seed).to(fc.weight.device)))
+    return rewrap(model, as_view(model).with_classifier(ETFLinear(fc.in_features, fc.out_features, bias,
+                                                                  seed).to(fc.weight.device)))
 
 # %% ../nbs/08a_onestage.ipynb #3f657d24
 class WeightDecayLoss(Callback):
@@ -62,6 +76,7 @@ class WeightDecayLoss(Callback):
     def after_loss(self):
         self.learn.loss_grad = self.learn.loss_grad + self.wd / 2 * sum(p.pow(2).sum() for p in self.params)
 
+# %% ../nbs/08a_onestage.ipynb #18e139e1
 class FeatureReg(Callback):
     "Feature regularisation $\\lambda \\frac1N \\sum_i \\lVert h_i\\rVert^2 / 2$ on the classifier's input features of each training batch."
     order, run_valid = 5, False
@@ -77,35 +92,56 @@ class FeatureReg(Callback):
 
 # %% ../nbs/08a_onestage.ipynb #d93e8f5e
 LA_KINDS = ('mult', 'add')
-LA_TAUS = tuple(np.round(np.linspace(0, 3, 31), 3).tolist())    # the τ grid of the library's LA sweeps (the paper's τ: 0.65 / 1.6)
+LA_TAUS = tuple(np.round(np.linspace(0, 3, 31),
+                         3).tolist())    # the τ grid of the library's LA sweeps (the paper's τ: 0.65 / 1.6)
 
 def class_priors(cls_counts) -> torch.Tensor:
     "Training class priors $\\pi_c = n_c / N$."
     n = as_array(cls_counts, dtype=np.float64)
-    if (n <= 0).any(): raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); priors need n_c >= 1")
+    if (n <= 0).any():
+        raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); priors need n_c >= 1")
     return torch.tensor(n / n.sum())
 
+# %% ../nbs/08a_onestage.ipynb #53f62c12
 def _check_priors(priors, n_cls):
     p = torch.as_tensor(priors, dtype=torch.float64)
-    if p.shape != (n_cls,): raise ValueError(f"priors has {p.numel()} entries but the logits have {n_cls} classes; they must match")
-    if (p <= 0).any() or abs(float(p.sum()) - 1) > 1e-6: raise ValueError(f"priors must be positive and sum to 1 (they sum to {float(p.sum()):.6g}); use class_priors(cls_counts)")
+    if p.shape != (n_cls,):
+        raise ValueError(f"priors has {p.numel()} entries but the logits have {n_cls} classes; they must match")
+    if (p <= 0).any() or abs(float(p.sum()) - 1) > 1e-6:
+        raise ValueError(f"priors must be positive and sum to 1 (they sum to {float(p.sum()):.6g}); use "
+                         "class_priors(cls_counts)")
     return p
 
-def logit_adjust(logits, priors, tau:float=1.0, kind:str='mult') -> torch.Tensor:
+# %% ../nbs/08a_onestage.ipynb #ba092fbc
+def logit_adjust(logits,           # logits [N, C]
+                 priors,           # class priors $\pi_c$
+                 tau:float=1.0,    # strength τ (0: unchanged)
+                 kind:str='mult',  # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
+                ) -> torch.Tensor:
     "Post-hoc logit adjustment: 'mult' $z_c \\pi_c^{-\\tau}$ (Hasegawa & Sato) or 'add' $z_c - \\tau \\log \\pi_c$ (Menon et al.)."
     if kind not in LA_KINDS: raise ValueError(f"kind={kind!r} is not valid; choose one of {LA_KINDS}")
     if tau < 0: raise ValueError(f"tau={tau} must be >= 0 (0: no adjustment)")
-    z = torch.as_tensor(logits); p = _check_priors(priors, z.shape[-1]).to(z.device)
+    z = torch.as_tensor(logits)
+    p = _check_priors(priors, z.shape[-1]).to(z.device)
     return (z * p.pow(-tau).to(z.dtype)) if kind == 'mult' else (z - tau * p.log().to(z.dtype))
 
-def la_sweep(logits, targets, cls_counts, taus=None, kind:str='mult', many:int=100, few:int=20) -> dict:
-    "Reports of logit adjustment for each τ (choose on validation logits); best τ by mean per-class accuracy; plot with `plot_tau_sweep`."
+# %% ../nbs/08a_onestage.ipynb #df591245
+def la_sweep(logits,                    # validation logits [N, C] (choose τ there)
+             targets,                   # their labels [N]
+             cls_counts,                # training images per class (the priors)
+             taus=None,                 # the τ grid (default `LA_TAUS`)
+             kind:str='mult',           # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
+             groups:Groups=Groups(),    # the Many / Few thresholds
+            ) -> dict:
+    """Reports of logit adjustment for each τ (choose on validation logits); best τ by mean per-class accuracy; plot
+    with `plot_tau_sweep`."""
     taus = as_array(LA_TAUS if taus is None else taus, dtype=float)
     pri = class_priors(cls_counts)
-    reps = [lt_report(logit_adjust(logits, pri, t, kind), targets, cls_counts, many, few) for t in taus]
+    reps = [lt_report(logit_adjust(logits, pri, t, kind), targets, cls_counts, groups) for t in taus]
     best = int(np.argmax([r['mean_cls'] for r in reps]))
     return dict(taus=taus.tolist(), reports=reps, best_tau=float(taus[best]), kind=kind)
 
+# %% ../nbs/08a_onestage.ipynb #da1a9b6c
 class LogitAdjustedLoss(nn.Module):
     "Logit-adjusted cross-entropy $\\mathrm{CE}(z + \\tau \\log \\pi, y)$ (Menon et al.); τ = 1 is the balanced softmax."
     def __init__(self, cls_counts, tau:float=1.0):
@@ -115,60 +151,118 @@ class LogitAdjustedLoss(nn.Module):
     def forward(self, logits, y): return F.cross_entropy(logits + self.shift.to(logits.device), y)
 
 # %% ../nbs/08a_onestage.ipynb #be3b4b20
-def la_linear(fc:nn.Linear, priors, tau:float=1.0, kind:str='mult') -> nn.Linear:
+def la_linear(fc:nn.Linear,     # a linear classifier
+              priors,           # class priors $\pi_c$
+              tau:float=1.0,    # strength τ (0: unchanged)
+              kind:str='mult',  # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
+             ) -> nn.Linear:
     "A new `nn.Linear` whose logits are those of `fc` logit-adjusted: rows and bias times $\\pi_c^{-\\tau}$ ('mult') or bias $- \\tau\\log\\pi_c$ ('add')."
-    if not isinstance(fc, nn.Linear): raise ValueError(f"fc is {type(fc).__name__}, not nn.Linear; logit adjustment as a classifier needs a linear one")
+    if not isinstance(fc, nn.Linear):
+        raise ValueError(f"fc is {type(fc).__name__}, not nn.Linear; logit adjustment as a classifier needs a linear one")
     if kind not in LA_KINDS: raise ValueError(f"kind={kind!r} is not valid; choose one of {LA_KINDS}")
     if tau < 0: raise ValueError(f"tau={tau} must be >= 0 (0: no adjustment)")
     p = _check_priors(priors, fc.out_features).to(fc.weight.device)
     new = nn.Linear(fc.in_features, fc.out_features).to(fc.weight.device)
     with torch.no_grad():
-        w = fc.weight.detach(); b = fc.bias.detach() if fc.bias is not None else torch.zeros(fc.out_features, device=w.device)
-        if kind == 'mult': s = p.pow(-tau).to(w.dtype); new.weight.copy_(w * s[:, None]); new.bias.copy_(b * s)
-        else: new.weight.copy_(w); new.bias.copy_(b - tau * p.log().to(w.dtype))
+        w = fc.weight.detach()
+        b = fc.bias.detach() if fc.bias is not None else torch.zeros(fc.out_features, device=w.device)
+        if kind == 'mult':
+            s = p.pow(-tau).to(w.dtype)
+            new.weight.copy_(w * s[:, None])
+            new.bias.copy_(b * s)
+        else:
+            new.weight.copy_(w)
+            new.bias.copy_(b - tau * p.log().to(w.dtype))
     return new
 
-def logit_adjusted(model, cls_counts, tau:float=1.0, kind:str='mult'):
-    "A copy of `model` (module, view or `Learner`) whose linear classifier is logit-adjusted with the priors of `cls_counts`."
+# %% ../nbs/08a_onestage.ipynb #53bd8dd1
+def logit_adjusted(model,            # a model with a linear classifier: module, `ClassifierView` or `Learner`
+                   cls_counts,       # training images per class (the priors)
+                   tau:float=1.0,    # strength τ (0: unchanged)
+                   kind:str='mult',  # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
+                  ):
+    """A copy of `model` (module, view or `Learner`) whose linear classifier is logit-adjusted with the priors of
+    `cls_counts`."""
     return with_head(model, la_linear(get_classifier(model, linear=True), class_priors(cls_counts), tau, kind))
 
-def tune_la(model, data=None, feats:Features|None=None, kind:str='mult', taus=None, many:int=100, few:int=20, device=None) -> dict:
-    "τ of a post-hoc logit adjustment chosen on the validation split: `dict(model, tau, sweep)` (sweep on validation; plot with `plot_tau_sweep`)."
+# %% ../nbs/08a_onestage.ipynb #37117236
+def tune_la(model,                       # a model with a linear classifier (module, view or `Learner`)
+            data=None,                   # its data (default: a `Learner`'s own)
+            feats:Features|None=None,    # or its cached features
+            kind:str='mult',             # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
+            taus=None,                   # the τ grid (default `LA_TAUS`)
+            groups:Groups=Groups(),      # the Many / Few thresholds
+            device=None,                 # where features are computed (default: the model's device)
+           ) -> dict:
+    """τ of a post-hoc logit adjustment chosen on the validation split: `dict(model, tau, sweep)` (sweep on validation;
+    plot with `plot_tau_sweep`)."""
     f = features_for('tune_la', model, data, feats, device)
-    if len(f.y_valid) == 0: raise ValueError("the validation split is empty: τ must be chosen on held-out data; give data a validation split")
+    if len(f.y_valid) == 0:
+        raise ValueError("the validation split is empty: τ must be chosen on held-out data; give data a validation "
+                         "split")
     fc = get_classifier(model, linear=True)
-    sw = la_sweep(predict_features(fc, f.valid), f.y_valid, f.cls_counts, taus, kind, many, few)
+    sw = la_sweep(predict_features(fc, f.valid), f.y_valid, f.cls_counts, taus, kind, groups)
     return dict(model=logit_adjusted(model, f.cls_counts, sw['best_tau'], kind), tau=sw['best_tau'], sweep=sw)
 
 # %% ../nbs/08a_onestage.ipynb #24e9c60c
 def _module_name(model, mod) -> str:
     return next(n for n, m in unwrap(model).named_modules() if m is mod)
 
-def onestage_learner(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:float=0.01, model:nn.Module|None=None,
-                     etf_seed:int|None=None, path='.', cbs=None, quiet:bool=False, device=None):
-    "`lt_learner` for the one-stage method: a simplex-ETF classifier, weight decay `wd` as a loss term on every other parameter, feature regularisation `fr`."
+# %% ../nbs/08a_onestage.ipynb #01ce078d
+def onestage_learner(data:LTData,                # the dataset
+                     cfg:TrainConfig|None=None,  # the recipe (default `TrainConfig()`; its `wd` is unused)
+                     wd:float=5e-3,              # weight decay as a loss term on every parameter but the ETF
+                     fr:float=0.01,              # feature regularisation strength
+                     model:nn.Module|None=None,  # the model (default: the dataset's)
+                     etf_seed:int|None=None,     # seed of the ETF's rotation (default: the recipe's seed)
+                     path='.',                   # the `Learner`'s path
+                     cbs=None,                   # more fastai callbacks for the fit
+                     quiet:bool=False,           # no progress bars or logs
+                     device=None,                # where it trains (default: the GPU if any)
+                    ):
+    """`lt_learner` for the one-stage method: a simplex-ETF classifier, weight decay `wd` as a loss term on every other
+    parameter, feature regularisation `fr`."""
     cfg = cfg or TrainConfig()
     if wd < 0: raise ValueError(f"wd={wd} must be >= 0")
     if fr < 0: raise ValueError(f"fr={fr} must be >= 0")
     set_seed(cfg.seed)
-    model = with_etf(model if model is not None else default_model(data, cfg.arch), seed=cfg.seed if etf_seed is None else etf_seed)
+    model = with_etf(model if model is not None else default_model(data, cfg.arch),
+                     seed=cfg.seed if etf_seed is None else etf_seed)
     fc_name = _module_name(model, get_classifier(model))
     cfg0 = replace(cfg, wd=0.)                 # the decay is the loss term, not the optimizer's
-    return lt_learner(data, cfg0, model=model, path=path, quiet=quiet, device=device, settings=dict(wd_loss=wd, fr=fr, excluded=fc_name),
+    return lt_learner(data, cfg0, model=model, path=path, quiet=quiet, device=device,
+                      settings=dict(wd_loss=wd, fr=fr, excluded=fc_name),
                       cbs=[WeightDecayLoss(wd, exclude=(fc_name,)), FeatureReg(fr)] + list(cbs or []))
 
-def train_onestage(data:LTData, cfg:TrainConfig|None=None, wd:float=5e-3, fr:float=0.01, la_kind:str='mult', taus=None,
-                   path='.', quiet:bool=False, device=None, ckpt:str|None=None, resume:bool=False, cbs=None) -> tuple:
-    "Train the one-stage method and adjust its logits post hoc: `(learn, result)` with test/valid reports before and after LA, τ, config, environment."
+# %% ../nbs/08a_onestage.ipynb #dda14b4f
+def train_onestage(data:LTData,                # the dataset
+                   cfg:TrainConfig|None=None,  # the recipe (default `TrainConfig()`; its `wd` is unused)
+                   wd:float=5e-3,              # weight decay as a loss term on every parameter but the ETF
+                   fr:float=0.01,              # feature regularisation strength
+                   la_kind:str='mult',         # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
+                   taus=None,                  # LA's τ grid (default `LA_TAUS`), chosen on validation
+                   path='.',                   # the `Learner`'s path
+                   quiet:bool=False,           # no progress bars or logs
+                   device=None,                # where it trains (default: the GPU if any)
+                   ckpt:str|None=None,         # checkpoint name: save every epoch (None: no checkpoint)
+                   resume:bool=False,          # continue from checkpoint `ckpt` if it exists
+                   cbs=None,                   # more fastai callbacks for the fit
+                  ) -> tuple:
+    """Train the one-stage method and adjust its logits post hoc: `(learn, result)` with test/valid reports before and
+    after LA, τ, config, environment."""
     if la_kind not in LA_KINDS: raise ValueError(f"la_kind={la_kind!r} is not valid; choose one of {LA_KINDS}")
     cfg = cfg or TrainConfig()
-    learn = fit_lt(onestage_learner(data, cfg, wd, fr, path=path, quiet=quiet, device=device, cbs=cbs), resume=resume, ckpt=ckpt)
+    learn = fit_lt(onestage_learner(data, cfg, wd, fr, path=path, quiet=quiet, device=device, cbs=cbs), resume=resume,
+                   ckpt=ckpt)
     m = learn.model.eval()
-    f = features_for('train_onestage', m, data, None, device)      # once: τ is tuned and the reports computed on the same features
-    la = tune_la(m, feats=f, kind=la_kind, taus=LA_TAUS if taus is None else taus, many=cfg.many, few=cfg.few)
-    res = dict(method='onestage', sampler=str(cfg.sampler), seed=cfg.seed, test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'),
-               la=dict(kind=la_kind, tau=la['tau'], test=feats_report(la['model'], f, 'test', cfg.many, cfg.few),
-                       valid=feats_report(la['model'], f, 'valid', cfg.many, cfg.few)),
-               wnorm_hist=[w.tolist() for w in learn.wnorm_hist], config=dict(asdict(learn.lt_run.cfg), **learn.lt_run.settings),
+    f = features_for('train_onestage', m, data, None,
+                     device)      # once: τ is tuned and the reports computed on the same features
+    la = tune_la(m, feats=f, kind=la_kind, taus=LA_TAUS if taus is None else taus, groups=cfg.groups)
+    res = dict(method='onestage', sampler=str(cfg.sampler), seed=cfg.seed, test=evaluate(learn, 'test'),
+               valid=evaluate(learn, 'valid'),
+               la=dict(kind=la_kind, tau=la['tau'], test=feats_report(la['model'], f, 'test', cfg.groups),
+                       valid=feats_report(la['model'], f, 'valid', cfg.groups)),
+               wnorm_hist=[w.tolist() for w in learn.wnorm_hist],
+               config=dict(asdict(learn.lt_run.cfg), **learn.lt_run.settings),
                data=data.info, env=env_info(seed=cfg.seed))
     return learn, res

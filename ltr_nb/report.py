@@ -22,41 +22,60 @@ __all__ = ['summarize', 'summary_table', 'data_name', 'write_plots']
 # %% ../nbs/09b_report.ipynb #069eb6b3
 def _row(reps:list[dict]) -> dict:
     ok = lambda v: v is not None and math.isfinite(v)          # an empty group (no class in it) has no accuracy
-    return {k: dict(mean=float(np.mean([r[k] for r in reps])), std=float(np.std([r[k] for r in reps]))) if all(ok(r[k]) for r in reps) else None
+    return {k: dict(mean=float(np.mean([r[k] for r in reps])),
+                    std=float(np.std([r[k] for r in reps]))) if all(ok(r[k]) for r in reps) else None
             for k in ('many', 'medium', 'few', 'all', 'mean_cls')}
 
+# %% ../nbs/09b_report.ipynb #5bcc515f
 def _chosen(rs:list[dict]) -> str:
-    "', chosen on validation: wd 0.002, wd2 0 / 0.01 / 0, r 0.1' — the tuned values of a row (its training sweep's, then its post-processing's), per seed where they differ."
+    """', chosen on validation: wd 0.002, wd2 0 / 0.01 / 0, r 0.1' — the tuned values of a row (its training sweep's,
+    then its post-processing's), per seed where they differ."""
     ts = [{**r.get('tuned_train', {}).get('best', {}), **r.get('tuned', {}).get('best', {})} for r in rs]
     ts = [t for t in ts if t]
     if not ts: return ''
     vals = {k: list(dict.fromkeys(f"{t[k]:g}" for t in ts)) for k in ts[0]}
     return ', chosen on validation: ' + ', '.join(f"{k} {' / '.join(f'{t[k]:g}' for t in ts) if len(v) > 1 else v[0]}" for k, v in vals.items())
 
-def summarize(exps:list[Experiment], results:dict) -> dict:
-    "Per experiment: status, label, seeds, mean and std of Many / Medium / Few / All (test), τ, the paper's numbers, the errors."
+# %% ../nbs/09b_report.ipynb #939cdfe7
+def summarize(exps:list[Experiment],  # the experiments
+              results:dict,           # {experiment name: [one result per seed]}
+             ) -> dict:
+    """Per experiment: status, label, seeds, mean and std of Many / Medium / Few / All (test), τ, the paper's numbers,
+    the errors."""
     out = {}
     for e in exps:
-        rs = results[e.name]; bad = [r for r in rs if r['status'] != 'done']
+        rs = results[e.name]
+        bad = [r for r in rs if r['status'] != 'done']
         lab = (e.label or METHODS[e.method].label.format(**e.options)) + _chosen(rs)
-        out[e.name] = dict(label=lab, method=e.method, seeds=[r['seed'] for r in rs], status='diverged' if bad else 'done',
+        out[e.name] = dict(label=lab, method=e.method, seeds=[r['seed'] for r in rs],
+                           status='diverged' if bad else 'done',
                            errors=[r['error'] for r in bad], test=None if bad else _row([r['test'] for r in rs]),
-                           valid=None if bad else _row([r['valid'] for r in rs]), tau=[r['tau'] for r in rs if 'tau' in r], paper=e.paper)
+                           valid=None if bad else _row([r['valid'] for r in rs]),
+                           tau=[r['tau'] for r in rs if 'tau' in r], paper=e.paper)
     return out
 
+# %% ../nbs/09b_report.ipynb #833f0fcf
 def _ms(c, n:int):
     if c is None: return '–'
     return f"{100 * c['mean']:.1f}" + (f" ± {100 * c['std']:.1f}" if n > 1 else '')
 
-def summary_table(summary:dict, n_seeds:bool=True) -> str:
-    "Markdown: one row per experiment, Many / Medium / Few / All (%) as mean ± std over seeds (the mean alone for one seed), the paper's All beside, diverged rows marked."
+# %% ../nbs/09b_report.ipynb #5abf756e
+def summary_table(summary:dict,       # `summarize`'s output
+                  n_seeds:bool=True,  # add a column with the number of seeds
+                 ) -> str:
+    """Markdown: one row per experiment, Many / Medium / Few / All (%) as mean ± std over seeds (the mean alone for one
+    seed), the paper's All beside, diverged rows marked."""
     pap = any(s['paper'] for s in summary.values())      # the paper column only where a paper number exists
-    lines = ['| experiment | method | seeds | Many | Medium | Few | All |' + (' paper All |' if pap else ''), '|---|---|---|---:|---:|---:|---:|' + ('---:|' if pap else '')]
+    lines = ['| experiment | method | seeds | Many | Medium | Few | All |' + (' paper All |' if pap else ''),
+             '|---|---|---|---:|---:|---:|---:|' + ('---:|' if pap else '')]
     for name, s in summary.items():
-        p = s['paper'] or {}; pa = (f" {p['All']:.1f} |" if 'All' in p else '  |') if pap else ''
+        p = s['paper'] or {}
+        pa = (f" {p['All']:.1f} |" if 'All' in p else '  |') if pap else ''
         if s['status'] != 'done':
-            lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | **diverged** | | | |{pa}"); continue
-        t = s['test']; lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | " + ' | '.join(_ms(t[k], len(s['seeds'])) for k in ('many', 'medium', 'few', 'all')) + f" |{pa}")
+            lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | **diverged** | | | |{pa}")
+            continue
+        t = s['test']
+        lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | " + ' | '.join(_ms(t[k], len(s['seeds'])) for k in ('many', 'medium', 'few', 'all')) + f" |{pa}")
     return '\n'.join(lines)
 
 # %% ../nbs/09b_report.ipynb #4eb98195
@@ -64,31 +83,46 @@ def data_name(d) -> str:
     "A dataset's name in tables: a list-file benchmark's own, else `<name>-LT`."
     return d.name if isinstance(d, ListData) else f"{d.name}-LT"
 
+# %% ../nbs/09b_report.ipynb #bb2743f1
 def _save(ax, path):
-    ax.figure.tight_layout(); ax.figure.savefig(path, dpi=120); plt.close(ax.figure)
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=120)
+    plt.close(ax.figure)
 
-def write_plots(out:Path, exps, datas, results):
-    "Per dataset: test accuracy per class (mean over seeds) and classifier weight norms (first seed) of every finished experiment."
+# %% ../nbs/09b_report.ipynb #49784e29
+def write_plots(out:Path,  # the results folder
+                exps,      # the experiments
+                datas,     # {experiment name: its data}
+                results,   # {experiment name: [one result per seed]}
+               ):
+    """Per dataset: test accuracy per class (mean over seeds) and classifier weight norms (first seed) of every
+    finished experiment."""
     for p in out.glob('*.png'): p.unlink()    # never leave an earlier run's plots beside the new table
     by = {}
     for e in exps: by.setdefault(json.dumps(data_spec(e), sort_keys=True), []).append(e)
     for i, es in enumerate(by.values()):
-        d, e0 = datas[es[0].name], es[0]; sfx = '' if len(by) == 1 else f"_{Path(d.name).name}_if{d.info['imb_factor']:.3g}"
+        d, e0 = datas[es[0].name], es[0]
+        sfx = '' if len(by) == 1 else f"_{Path(d.name).name}_if{d.info['imb_factor']:.3g}"
         ok = [e for e in es if all(r['status'] == 'done' for r in results[e.name])]
         if not ok: continue
         lab = lambda e: e.label or METHODS[e.method].label.format(**e.options)
         pc = {lab(e): np.mean([r['test']['per_class'] for r in results[e.name]], axis=0) for e in ok}
-        _save(plot_per_class_acc(pc, d.cls_counts, e0.many, e0.few, title=f"{data_name(d)} (IF {d.info['imb_factor']:.3g}): test accuracy per class"),
+        _save(plot_per_class_acc(pc, d.cls_counts, e0.groups, title=f"{data_name(d)} (IF "
+                                                                          f"{d.info['imb_factor']:.3g}): test accuracy per class"),
               out/f'per_class_acc{sfx}.png')
         wn = {lab(e): results[e.name][0]['wnorm'] for e in ok if results[e.name][0].get('wnorm')}
-        if wn: _save(plot_weight_norms(wn, d.cls_counts, title='classifier weight norms (first seed)'), out/f'weight_norms{sfx}.png')
+        if wn:
+            _save(plot_weight_norms(wn, d.cls_counts, title='classifier weight norms (first seed)'),
+                  out/f'weight_norms{sfx}.png')
     for e in exps: _sweep_plot(out, e, results[e.name])
 
+# %% ../nbs/09b_report.ipynb #e338d880
 def _sweep_plot(out:Path, e, rs:list):
     "The validation curve of a row's sweep of training runs (first seed), to `sweep_<name>.png`."
     r = next((r for r in rs if r.get('tuned_train')), None)
     if r is None: return
     t = r['tuned_train']
-    ax = plot_curve(t['curve'], title=f"{e.name}, seed {r['seed']}: chosen {fmt_point(t['best'])}\nvalidation mean/class (%) at the last epoch")
+    ax = plot_curve(t['curve'], title=f"{e.name}, seed {r['seed']}: chosen {fmt_point(t['best'])}\nvalidation "
+                                      "mean/class (%) at the last epoch")
     ax.title.set_fontsize(9)
     _save(ax, out/f'sweep_{e.name}.png')

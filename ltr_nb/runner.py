@@ -22,28 +22,43 @@ from .methods import METHODS, TRAINERS, Method, RowContext, register_method
 from .experiments import Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS, train_grid, at_point
 from .tuning import open_storage, grid_points
 from .runs import (
-    spec_key, comparable, finite_report, fmt_point, result_key, train_spec, train_run, sweep_runs, build_learner)
+    spec_key, comparable, finite_report, fmt_point, result_key, train_spec, train_run, sweep_runs, build_learner,
+    epochs_done, plan, print_plan)
 from .report import summarize, summary_table, write_plots, data_name
 
 # %% auto #0
-__all__ = ['run_experiment', 'epochs_done', 'check_device', 'check_out', 'plan', 'run_suite']
+__all__ = ['run_experiment', 'check_device', 'check_out', 'run_suite']
 
 # %% ../nbs/09_runner.ipynb #d24c02f1
 def _splits(data, exp, seed, dev):
-    "What a method's post-processing reads: an `LTData` as it is; a `ListData` as its streaming loaders (evaluation passes use no augmentation)."
-    return data if isinstance(data, LTData) else data.dls(bs=train_config(exp, seed).bs, sampler='ib', seed=seed, device=dev)
+    """What a method's post-processing reads: an `LTData` as it is; a `ListData` as its streaming loaders (evaluation
+    passes use no augmentation)."""
+    return data if isinstance(data, LTData) else data.dls(bs=train_config(exp, seed).bs, sampler='ib', seed=seed,
+                                                          device=dev)
 
 # %% ../nbs/09_runner.ipynb #03ad4140
 def _data_for(e:Experiment, cache:dict, data_root=None, download=False) -> LTData|ListData:
     k = spec_key(data_spec(e))
     if k not in cache:
         if is_list_dataset(e.dataset): cache[k] = list_dataset(e.dataset, data_root, e.size)
-        else: cache[k] = lt_dataset(e.dataset, e.imb_factor, e.profile, e.n_max, e.val_per_class, e.select, 0, data_root, download)
+        else:
+            cache[k] = lt_dataset(e.dataset, e.imb_factor, e.profile, e.n_max, e.val_per_class, e.select, 0, data_root,
+                                  download)
     return cache[k]
 
-def run_experiment(e:Experiment, seed:int, data:LTData, root:Path, dev, state=None, storage:str|None=None) -> dict:
-    "One row's result for one seed, from `root/results/<name>/s<seed>.json` if there, else computed (training as needed) and written."
-    f = Path(root)/'results'/e.name/f's{seed}.json'; key = result_key(e, seed)
+# %% ../nbs/09_runner.ipynb #8a0f3e8d
+def run_experiment(e:Experiment,           # the experiment (one row of a suite)
+                   seed:int,               # the row's seed
+                   data:LTData,            # the row's data
+                   root:Path,              # the results folder of the job
+                   dev,                    # where it trains
+                   state=None,             # the job's progress counters
+                   storage:str|None=None,  # Optuna storage URL for sweeps (default: `<root>/sweeps.db`)
+                  ) -> dict:
+    """One row's result for one seed, from `root/results/<name>/s<seed>.json` if there, else computed (training as
+    needed) and written."""
+    f = Path(root)/'results'/e.name/f's{seed}.json'
+    key = result_key(e, seed)
     stored = _stored(f, key)
     if broadcast(stored is not None): return stored if is_main() else dict(status='done')
     spec, label, swept = train_spec(e, seed), f"{e.name} seed {seed}", None
@@ -52,91 +67,117 @@ def run_experiment(e:Experiment, seed:int, data:LTData, root:Path, dev, state=No
     if not is_main(): return dict(status=rec['status'])   # heads, LA, WB stage 2 and the files: rank 0 alone
     with one_process(): return _post(e, seed, data, root, dev, f, spec, learn, rec, label, swept)
 
+# %% ../nbs/09_runner.ipynb #e4f638ed
 def _stored(f:Path, key:str) -> dict|None:
-    "The result in file `f` if it exists and holds the result of `key`, else None (one of another configuration is recomputed, never reported)."
+    """The result in file `f` if it exists and holds the result of `key`, else None (one of another configuration is
+    recomputed, never reported)."""
     if not f.is_file(): return None
     r = read_json(f, 'result', keys=('status', 'seed'))
     if r.get('key') == key: return r
-    print(f"{f.parent.name} seed {r['seed']}: its stored result does not carry this configuration's key (another configuration, or an older ltr_nb); computing it again", flush=True)
+    print(f"{f.parent.name} seed {r['seed']}: its stored result does not carry this configuration's key (another "
+          "configuration, or an older ltr_nb); computing it again", flush=True)
     return None
 
+# %% ../nbs/09_runner.ipynb #afe53210
 def _post(e, seed, data, root, dev, f, spec, learn, rec, label, swept=None):
-    res = dict(experiment=e.name, method=e.method, options=e.options, seed=seed, key=result_key(e, seed), train_key=spec_key(spec),
+    res = dict(experiment=e.name, method=e.method, options=e.options, seed=seed, key=result_key(e, seed),
+               train_key=spec_key(spec),
                status=rec['status'], error=rec['error'], **({'tuned_train': swept} if swept else {}))
     if learn is not None:
         m = METHODS[e.method]
         if m.post is None: out = dict(test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'), model=learn.model)
-        else: out = m.post(learn.model, _splits(data, e, seed, dev), e.options, RowContext(seed, dev, e.many, e.few))
+        else: out = m.post(learn.model, _splits(data, e, seed, dev), e.options, RowContext(seed, dev, e.groups))
         model = out.pop('model')
         if not (finite_report(out['test']) and finite_report(out['valid'])) or not all(torch.isfinite(p).all() for p in model.parameters()):
             res.update(status='diverged', error=f"{label}: {e.method} produced non-finite weights or predictions")
         else:
             fc = get_classifier(model)
             res.update(out, wnorm=fc.weight.detach().norm(dim=1).cpu().tolist() if isinstance(fc, torch.nn.Linear) else None)
-    f.parent.mkdir(parents=True, exist_ok=True); write_json(f, res)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    write_json(f, res)
     return res
-
-def epochs_done(spec:dict, root:Path) -> int:
-    "Epochs of the run of `spec` already trained under `root` (finished, or up to its checkpoint)."
-    d = Path(root)/'runs'/spec_key(spec)
-    if (d/'record.json').is_file(): return spec['config']['epochs']
-    ck = d/'models'/'ckpt.pth'
-    return int(load_state(ck)['epoch']) + 1 if ck.is_file() else 0
 
 # %% ../nbs/09_runner.ipynb #742ac963
 def check_device(device:str|None) -> str:
     "`device` (default: cuda if available, else cpu) if this machine has it, else a `ValueError` saying what is valid."
     if device is None: return 'cuda' if torch.cuda.is_available() else 'cpu'
     try: d = torch.device(device)
-    except (RuntimeError, TypeError): raise ValueError(f"device={device!r} is not a device; use cpu, cuda or cuda:N") from None
-    if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device={device!r}: CUDA is not available on this machine; use cpu")
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a device; use cpu, cuda or cuda:N") from None
+    if d.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: CUDA is not available on this machine; use cpu")
     if d.type == 'cuda' and d.index is not None and d.index >= torch.cuda.device_count():
         raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if d.type == 'mps' and not torch.backends.mps.is_available(): raise ValueError(f"device={device!r}: MPS is not available on this machine; use cpu")
-    if d.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"device={device!r} is not supported; use cpu, cuda or mps")
+    if d.type == 'mps' and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r}: MPS is not available on this machine; use cpu")
+    if d.type not in ('cpu', 'cuda', 'mps'):
+        raise ValueError(f"device={device!r} is not supported; use cpu, cuda or mps")
     return str(d)
 
+# %% ../nbs/09_runner.ipynb #530305cf
 def _load_data(e, cache, data_root, download):
     try: return _data_for(e, cache, data_root, download)
     except (zipfile.BadZipFile, EOFError, OSError) as err:
         if isinstance(err, FileNotFoundError): raise
-        raise ValueError(f"dataset={e.dataset!r}: its files under data_root={str(data_root or os.environ.get('LTR_NB_DATA'))!r} "
+        raise ValueError(f"dataset={e.dataset!r}: its files under "
+                         f"data_root={str(data_root or os.environ.get('LTR_NB_DATA'))!r} "
                          f"cannot be read ({type(err).__name__}: {err}); re-copy or re-download them") from None
 
+# %% ../nbs/09_runner.ipynb #03ee4b9c
 def _filled(e:dict) -> dict:
-    "A stored experiment with its method's current default options filled in (an option added later compares equal at its default)."
+    """A stored experiment with its method's current default options filled in (an option added later compares equal at
+    its default)."""
     m = METHODS.get(e.get('method'))
     return {**e, 'options': {**m.defaults, **(e.get('options') or {})}} if m else e
 
-def check_out(out:Path, exps:list[Experiment], fresh:bool=False, create:bool=True) -> str:
-    "Refuse an output folder that cannot hold this job's results (a file, unwritable, foreign or different results); 'new', 'resume' or 'fresh'."
+# %% ../nbs/09_runner.ipynb #7d8d4a7c
+def check_out(out:Path,               # the output folder
+              exps:list[Experiment],  # the experiments the job will write
+              fresh:bool=False,       # delete earlier results in `out` first
+              create:bool=True,       # create `out` (a dry run does not)
+             ) -> str:
+    """Refuse an output folder that cannot hold this job's results (a file, unwritable, foreign or different results);
+    'new', 'resume' or 'fresh'."""
     out = Path(out)
-    if out.exists() and not out.is_dir(): raise ValueError(f"out={str(out)!r} is a file; give a folder (new, or one this command wrote)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} is a file; give a folder (new, or one this command wrote)")
     if out.is_dir() and any(p.name != '.ltr_nb.lock' for p in out.iterdir()):
         man = read_manifest(out)
-        if man is None: raise ValueError(f"out={str(out)!r} is a non-empty folder that ltr_nb did not write; choose a new or empty folder (--fresh deletes only folders ltr_nb wrote)")
+        if man is None:
+            raise ValueError(f"out={str(out)!r} is a non-empty folder that ltr_nb did not write; choose a new or "
+                             "empty folder (--fresh deletes only folders ltr_nb wrote)")
         if not fresh:
             old = {x['name']: x for x in man['experiments']}
             diff = [e.name for e in exps if e.name in old and (out/'results'/e.name).is_dir()      # a row with no result yet is free to change
                     and comparable(_filled(old[e.name])) != comparable(asdict(e))]
-            if diff: raise ValueError(f"out={str(out)!r} holds results of experiments {diff} with another configuration; pass --fresh to delete them, or choose another --out")
+            if diff:
+                raise ValueError(f"out={str(out)!r} holds results of experiments {diff} with another configuration; "
+                                 "pass --fresh to delete them, or choose another --out")
             how = 'resume'
         else: how = 'fresh'
     else: how = 'new'
     p = out
     while not p.exists(): p = p.parent
-    if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"out={str(out)!r} cannot be written (no write permission on {str(p)!r})")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ValueError(f"out={str(out)!r} cannot be written (no write permission on {str(p)!r})")
     if create:       # (`--fresh` clears the folder later, under the job's lock: `clear_results`)
-        try: out.mkdir(parents=True, exist_ok=True); probe = out/'.write-test'; probe.write_text('ok'); probe.unlink()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out/'.write-test'
+            probe.write_text('ok')
+            probe.unlink()
         except OSError as err: raise ValueError(f"out={str(out)!r} cannot be written ({err})") from None
     return how
 
 # %% ../nbs/09_runner.ipynb #9fa09311
 def _apply(exps, only=None, overrides=None, options=None):
-    "The experiments named in `only` (all if None), with field `overrides` and method `options` applied, each checked again."
+    """The experiments named in `only` (all if None), with field `overrides` and method `options` applied, each checked
+    again."""
     if only:
         unknown = [n for n in only if n not in [e.name for e in exps]]
-        if unknown: raise ValueError(f"only={','.join(only)!r}: {unknown} are not in the suite; its experiments: {[e.name for e in exps]}")
+        if unknown:
+            raise ValueError(f"only={','.join(only)!r}: {unknown} are not in the suite; its experiments: "
+                             f"{[e.name for e in exps]}")
         exps = [e for e in exps if e.name in only]
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     bad = set(overrides) - (FIELDS - {'name', 'method', 'label', 'options', 'paper'})
@@ -146,39 +187,12 @@ def _apply(exps, only=None, overrides=None, options=None):
         if not any(k in METHODS[e.method].defaults for e in exps):
             raise ValueError(f"set {k}={options[k]!r}: no selected experiment's method takes option {k!r}; options: "
                              f"{ {e.method: list(METHODS[e.method].defaults) for e in exps} }")
-    return [check_experiment(replace(e, **overrides, options={**e.options, **{k: v for k, v in options.items() if k in METHODS[e.method].defaults}}))
+    return [check_experiment(replace(e, **overrides,
+                                     options={**e.options,
+                                              **{k: v for k, v in options.items() if k in METHODS[e.method].defaults}}))
             for e in exps]
 
-# %% ../nbs/09_runner.ipynb #574ed5c9
-def _sec_per_epoch(spec, data, dev, n:int=3) -> float:
-    "Seconds per training epoch of `spec`'s run, from timing `n` batches after one warm-up batch (a rough estimate)."
-    learn = build_learner(spec, data, '.', dev); m, dl = learn.model.to(dev).train(), learn.dls.train   # (a fit would move it)
-    learn.create_opt(); it = iter(dl); ts = []
-    for i in range(n + 1):
-        try: xb, yb = next(it)
-        except StopIteration: break
-        t0 = time.perf_counter(); loss = learn.loss_func(m(xb), yb); loss.backward(); learn.opt.step(); learn.opt.zero_grad()
-        if dev.startswith('cuda'): torch.cuda.synchronize()
-        if i: ts.append(time.perf_counter() - t0)
-    return float(np.median(ts)) * len(dl) * 1.15 if ts else 0.0   # + about 15 % for evaluation and recorders
-
-def _points(e:Experiment) -> list[tuple]:
-    "`(experiment at a grid point, its row label)` for every point of `e`'s training grid; `[(e, name)]` without one."
-    g = train_grid(e)
-    return [(at_point(e, p), f"{e.name} ({fmt_point(p)})") for p in grid_points(g)] if g else [(e, e.name)]
-
-def plan(exps, root, datas) -> list[dict]:
-    "The distinct training runs of `exps` (experiments with equal specs share one; a sweep has one per grid point) and how far each is under `root`."
-    runs = {}
-    for e0 in exps:
-        for e, lab in _points(e0):
-            for s in e.seeds:
-                spec = train_spec(e, s); k = spec_key(spec)
-                r = runs.setdefault(k, dict(key=k, spec=spec, data=datas[e.name], experiments=[], seed=s))
-                r['experiments'].append(lab)
-    for r in runs.values(): r['done'] = epochs_done(r['spec'], root) if Path(root).is_dir() else 0
-    return list(runs.values())
-
+# %% ../nbs/09_runner.ipynb #977ccb5c
 def _on_main(f, *args, **kwargs):
     "`f(*args, **kwargs)` on rank 0 only, its result (or its `ValueError`) on every process."
     r = None
@@ -191,79 +205,104 @@ def _on_main(f, *args, **kwargs):
 
 # %% ../nbs/09_runner.ipynb #49d39d66
 def _check_sweeps(exps, storage):
-    "Refuse what a sweep of training runs cannot do, before training: several launched processes; a storage that cannot be opened."
+    """Refuse what a sweep of training runs cannot do, before training: several launched processes; a storage that
+    cannot be opened."""
     sweeps = [e.name for e in exps if train_grid(e)]
-    if storage is not None and not sweeps: raise ValueError(f"storage={storage!r} applies to sweeps of training runs (a training option given as a list); none of the selected experiments has one")
-    if sweeps and launched(): raise ValueError(f"experiments {sweeps} sweep training runs, which a torchrun job cannot share; run them in separate processes with --storage")
+    if storage is not None and not sweeps:
+        raise ValueError(f"storage={storage!r} applies to sweeps of training runs (a training option given as a "
+                         "list); none of the selected experiments has one")
+    if sweeps and launched():
+        raise ValueError(f"experiments {sweeps} sweep training runs, which a torchrun job cannot share; run them in "
+                         "separate processes with --storage")
     if sweeps and storage is not None: open_storage(storage)
 
-def _dry_run(s, exps, runs, dev, total, done, out, how) -> dict:
-    "Print the training runs (a sweep's one per grid point), what is done and a rough time; train nothing."
-    est = {}
-    for r in runs:
-        c = r['spec']['config']; k = spec_key([r['spec']['data'], r['spec']['trainer'], c['arch'], c['bs'], c['sampler']])
-        if k not in est: est[k] = _sec_per_epoch(r['spec'], r['data'], dev)
-        r['est_s'] = est[k] * (c['epochs'] - r['done'])
-    n_sw = sum(len(_points(e)) * len(e.seeds) for e in exps if train_grid(e))
-    lines = [f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s) on {dev}" + (f" ({n_sw} of them in sweeps)" if n_sw else '')
-             + f", {total - done} of {total} epochs to train; out={str(out)} ({how})"]
-    for r in runs:
-        c = r['spec']['config']
-        how_ = ', '.join(f"{k} {v:g}" for k, v in r['spec']['settings'].items()) if r['spec']['settings'] else f"wd {c['wd']:g}"
-        lines.append(f"  run {r['key']} seed {r['seed']}: {r['spec']['trainer']} {r['data'].name} sampler {c['sampler']} {how_}, "
-                     f"{r['done']}/{c['epochs']} epochs done, ~{r['est_s'] / 60:.1f} min; rows: {', '.join(r['experiments'])}")
-    lines.append(f"about {sum(r['est_s'] for r in runs) / 60:.1f} min of training in all (heads, LA and WB stage 2 add a little)")
-    print('\n'.join(lines)); return dict(plan=runs, text='\n'.join(lines))
-
 # %% ../nbs/09_runner.ipynb #f636033f
-def run_suite(suite='digits-lt', only=None, overrides=None, options=None, out=None, fresh:bool=False, dry_run:bool=False,
-              device:str|None=None, data_root=None, download:bool=False, command:str|None=None, plots:bool=True,
-              backend:str|None=None, storage:str|None=None) -> dict:
-    "Run (or resume) a suite: every check first, then training, then the table; returns `dict(summary, table, out, diverged)`. Data-parallel under torchrun / accelerate launch."
-    s = load_suite(suite); exps = _apply(s['experiments'], only, overrides, options)
-    dev = check_device(device); _check_sweeps(exps, storage)
-    if backend is not None and not launched(): raise ValueError(f"backend={backend!r} applies to a job started with several processes (torchrun, accelerate launch)")
-    init_distributed(backend, dev); dev = local_device(dev); main = is_main()
+def _start_processes(backend:str|None, dev:str) -> str:
+    "Join the process group of a multi-process launch (nothing otherwise); this process's device."
+    if backend is not None and not launched():
+        raise ValueError(f"backend={backend!r} applies to a job started with several processes (torchrun, accelerate "
+                         "launch)")
+    init_distributed(backend, dev)
+    return local_device(dev)
+
+# %% ../nbs/09_runner.ipynb #e29aeafd
+def run_suite(suite='digits-lt',      # a shipped suite's name, a JSON file or a dict
+              only=None,              # names of the experiments to run (default: all)
+              overrides=None,         # experiment fields set for every row
+              options=None,           # method options set for every row that takes them
+              out=None,               # output folder (default: `runs/<suite>`)
+              fresh:bool=False,       # delete earlier results in `out` first
+              dry_run:bool=False,     # print the plan and a time estimate; train nothing
+              device:str|None=None,   # cpu, cuda, cuda:N or mps (default: cuda if available)
+              data_root=None,         # folder holding the datasets (default: `$LTR_NB_DATA`)
+              download:bool=False,    # download missing files (torchvision; needs the internet)
+              command:str|None=None,  # the command line, for the record
+              plots:bool=True,        # write the plots
+              backend:str|None=None,  # torch.distributed backend (multi-process jobs only)
+              storage:str|None=None,  # Optuna storage URL for sweeps (default: `<out>/sweeps.db`)
+             ) -> dict:
+    """Run (or resume) a suite: every check first, then training, then the table; returns `dict(summary, table, out,
+    diverged)`. Data-parallel under torchrun / accelerate launch."""
+    s = load_suite(suite)
+    exps = _apply(s['experiments'], only, overrides, options)
+    _check_sweeps(exps, storage)
+    dev = _start_processes(backend, check_device(device))
+    main = is_main()
     out = Path(out or f"runs/{s['name']}")
-    check_same(dict(suite=s['name'], experiments=[asdict(e) for e in exps], out=str(out), fresh=fresh, dry_run=dry_run), 'the job')
-    cache = {}; datas = {e.name: _load_data(e, cache, data_root, download) for e in exps}
+    check_same(dict(suite=s['name'], experiments=[asdict(e) for e in exps], out=str(out), fresh=fresh,
+                    dry_run=dry_run), 'the job')
+    cache = {}
+    datas = {e.name: _load_data(e, cache, data_root, download) for e in exps}
     how = _on_main(check_out, out, exps, fresh, create=not dry_run)
     runs = plan(exps, out if how == 'resume' else out/'.none', datas)
-    total = sum(r['spec']['config']['epochs'] for r in runs); done = sum(r['done'] for r in runs)
+    total = sum(r['spec']['config']['epochs'] for r in runs)
+    done = sum(r['done'] for r in runs)
     if dry_run and not main: return dict(plan=runs, text='')
-    if dry_run: return _dry_run(s, exps, runs, dev, total, done, out, how)
+    if dry_run: return print_plan(s, exps, runs, dev, total, done, out, how)
     lock = FolderLock(out)
-    _on_main(_claim, lock, out, exps, fresh, s)          # the lock, then --fresh and the manifest; an error reaches every process
+    _on_main(_claim, lock, out, exps, fresh,
+             s)          # the lock, then --fresh and the manifest; an error reaches every process
     try: return _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storage)
     finally: lock.__exit__()
 
+# %% ../nbs/09_runner.ipynb #333807da
 def _claim(lock, out, exps, fresh, s):
-    "Take `out` for this job: its lock, the folder checked again under it, cleared for `--fresh`, the manifest extended."
+    """Take `out` for this job: its lock, the folder checked again under it, cleared for `--fresh`, the manifest
+    extended."""
     lock.__enter__()
     try:
         if check_out(out, exps, fresh) == 'fresh': clear_results(out)
         write_manifest(out, s['name'], s['about'], [asdict(e) for e in exps])
-    except BaseException: lock.__exit__(); raise
+    except BaseException:
+        lock.__exit__()
+        raise
 
+# %% ../nbs/09_runner.ipynb #c22c8a94
 def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storage=None) -> dict:
-    "Train and post-process every row of `exps` into `out` (its lock held), then write the table, the record and the plots."
+    """Train and post-process every row of `exps` into `out` (its lock held), then write the table, the record and the
+    plots."""
     world, main = rank_world()[1], is_main()
     if main:
         print(f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s), {total} epochs on {dev}"
               + (f" and {world - 1} more process(es)" if world > 1 else '')
               + (f"; resuming with {done} epochs done" if done else '') + f"; writing to {out}", flush=True)
-    t0 = time.time(); state = dict(done=done, done0=done, total=total, t0=t0)
-    results = {e.name: [run_experiment(e, seed, datas[e.name], out, dev, state, storage) for seed in e.seeds] for e in exps}
+    t0 = time.time()
+    state = dict(done=done, done0=done, total=total, t0=t0)
+    results = {e.name: [run_experiment(e, seed, datas[e.name], out, dev, state,
+                                       storage) for seed in e.seeds] for e in exps}
     if world > 1:     # every process ends with rank 0's verdict (and waits for its heads and files)
         bad = broadcast([e.name for e in exps if any(r['status'] != 'done' for r in results[e.name])] if main else None)
         if not main: return dict(summary=None, table=None, out=out, diverged=bad)
-    summ = summarize(exps, results); table = summary_table(summ)
-    groups = sorted({f"{data_name(d)} IF {d.info['imb_factor']:.3g}: Many > {e.many} / Few < {e.few} images" for e in exps for d in [datas[e.name]]})
-    env = env_info(device_used=dev, processes=world); fp = env['fp']
+    summ = summarize(exps, results)
+    table = summary_table(summ)
+    groups = sorted({f"{data_name(d)} IF {d.info['imb_factor']:.3g}: {e.groups} images" for e in exps for d in [datas[e.name]]})
+    env = env_info(device_used=dev, processes=world)
+    fp = env['fp']
     where = f"computed on {fp['cpu_model'] if dev == 'cpu' else env['device']} ({fp['cpu_capability']}, {env['torch_threads']} threads), torch {env['torch']}"
     head = (f"suite {s['name']}: test top-1 (%) of the last epoch, mean ± std over seeds; " + '; '.join(groups) + f"; {where}\n\n")
     bad = {n: v['errors'] for n, v in summ.items() if v['status'] != 'done'}
-    write_json(out/'results.json', dict(suite=s['name'], command=command, seconds_this_process=round(time.time() - t0, 1),
+    write_json(out/'results.json', dict(suite=s['name'], command=command,
+                                        seconds_this_process=round(time.time() - t0, 1),
                                         env=env, summary=summ, runs=results,
                                         data={n: d.info for n, d in datas.items()}))
     write_atomic(out/'table.md', (head + table + '\n').encode())

@@ -17,18 +17,20 @@ from .data import LTData
 from .train import fit_lt, TrainedEpochCallback, TrainConfig, save_atomic
 from .methods import METHODS, TRAINERS
 from .experiments import Experiment, train_config, data_spec, train_grid, at_point
-from .tuning import grid_sweep, open_storage
+from .tuning import grid_sweep, open_storage, grid_points
 
 # %% auto #0
 __all__ = ['Diverged', 'FiniteCheck', 'finite_report', 'spec_key', 'comparable', 'result_key', 'train_spec', 'build_learner',
-           'train_run', 'fmt_point', 'sweep_runs']
+           'train_run', 'fmt_point', 'sweep_runs', 'epochs_done', 'sec_per_epoch', 'grid_rows', 'plan', 'print_plan']
 
 # %% ../nbs/08e_runs.ipynb #d4958b52
 class Diverged(Exception):
     "A run whose loss or weights became non-finite."
 
+# %% ../nbs/08e_runs.ipynb #79253487
 class FiniteCheck(TrainedEpochCallback):
-    "Stop a fit as soon as the training loss is not finite, or the weights after an epoch: raise `Diverged` naming the run and epoch."
+    """Stop a fit as soon as the training loss is not finite, or the weights after an epoch: raise `Diverged` naming
+    the run and epoch."""
     order = 5
     def __init__(self, run:str='run'): self.run = run
     def after_loss(self):
@@ -36,85 +38,138 @@ class FiniteCheck(TrainedEpochCallback):
         bad = not torch.isfinite(self.learn.loss.detach()).all()
         if rank_world()[1] > 1: bad = bool(all_sum(torch.tensor([int(bad)]))[0])     # every process stops together
         if bad:
-            raise Diverged(f"{self.run} diverged at epoch {self.learn.epoch + 1}: training loss {float(self.learn.loss.detach()):.4g}")
+            raise Diverged(f"{self.run} diverged at epoch {self.learn.epoch + 1}: training loss "
+                           f"{float(self.learn.loss.detach()):.4g}")
     def after_trained_epoch(self):
         bad = [n for n, p in self.learn.model.named_parameters() if not torch.isfinite(p).all()]
         if bad: raise Diverged(f"{self.run} diverged at epoch {self.learn.epoch + 1}: non-finite weights in {bad[:3]}")
 
+# %% ../nbs/08e_runs.ipynb #f6bb36d2
 def finite_report(r:dict) -> bool:
     "Whether a report's All and mean per-class accuracies are finite."
     return all(math.isfinite(r[k]) for k in ('all', 'mean_cls'))
 
+# %% ../nbs/08e_runs.ipynb #a482010d
 def spec_key(obj) -> str:
     "A short hash of `obj` (as sorted JSON): the name of a run's folder, the key of a result."
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
+# %% ../nbs/08e_runs.ipynb #730118f3
 def comparable(e:dict) -> dict:
-    "An experiment's fields (as a dict) that decide its results: all but seeds, label and the paper's numbers (unset ones left out, so a field added later compares equal)."
+    """An experiment's fields (as a dict) that decide its results: all but seeds, label and the paper's numbers (unset
+    ones left out, so a field added later compares equal)."""
     return {k: v for k, v in e.items() if k not in ('seeds', 'label', 'paper') and v is not None}
 
-def result_key(e:Experiment, seed:int) -> str:
-    "The key of one row's result for `seed`: every field that decides it and its training run. A stored result with another key is never reported."
+# %% ../nbs/08e_runs.ipynb #4878b197
+def result_key(e:Experiment,  # the experiment (one row of a suite)
+               seed:int,      # the row's seed
+              ) -> str:
+    """The key of one row's result for `seed`: every field that decides it and its training run. A stored result with
+    another key is never reported."""
     return spec_key(dict(experiment=comparable(asdict(e)), seed=seed, train=train_spec(e, seed)))
 
-def train_spec(e:Experiment, seed:int) -> dict:
-    "What a training run depends on: data, recipe, trainer and its settings. Experiments with equal specs share one run (one model)."
-    m = METHODS[e.method]; t = m.settings(m.first(e.options))
+# %% ../nbs/08e_runs.ipynb #6c246fb8
+def train_spec(e:Experiment,  # the experiment (one row of a suite)
+               seed:int,      # the run's seed
+              ) -> dict:
+    """What a training run depends on: data, recipe, trainer and its settings. Experiments with equal specs share one
+    run (one model)."""
+    m = METHODS[e.method]
+    t = m.settings(m.first(e.options))
     return dict(data=data_spec(e), trainer=m.trainer, config=asdict(train_config(e, seed)),
                 settings={k: v for k, v in t.items() if k not in ('sampler', 'wd')})   # those two are in the config
 
 # %% ../nbs/08e_runs.ipynb #7f69a880
 class _Progress(TrainedEpochCallback):
-    "The run's progress bar (one tick per epoch, with the validation accuracy); `state['done']` counts epochs for the overall line."
+    """The run's progress bar (one tick per epoch, with the validation accuracy); `state['done']` counts epochs for the
+    overall line."""
     order = 90
     def __init__(self, bar, state, label): self.bar, self.state, self.label = bar, state, label
     def before_fit(self): self.bar.update(0)
     def after_trained_epoch(self):
-        e = self.learn.epoch + 1; acc = np.mean(self.learn.cls_acc_hist[-1]) if getattr(self.learn, 'cls_acc_hist', None) else float('nan')
-        self.bar.comment = f"{self.label}: valid mean/class {100 * acc:.1f} %"; self.bar.update(e); self.state['done'] += 1
+        e = self.learn.epoch + 1
+        acc = np.mean(self.learn.cls_acc_hist[-1]) if getattr(self.learn, 'cls_acc_hist', None) else float('nan')
+        self.bar.comment = f"{self.label}: valid mean/class {100 * acc:.1f} %"
+        self.bar.update(e)
+        self.state['done'] += 1
 
+# %% ../nbs/08e_runs.ipynb #7f56721a
 def _overall(state:dict, label:str) -> str:
-    "The overall progress line printed when a run starts: epochs done of all, elapsed, and the time left at the pace so far."
-    d, t, el = state['done'], state['total'], time.time() - state['t0']; new = d - state['done0']
+    """The overall progress line printed when a run starts: epochs done of all, elapsed, and the time left at the pace
+    so far."""
+    d, t, el = state['done'], state['total'], time.time() - state['t0']
+    new = d - state['done0']
     left = f", about {(t - d) * el / new / 60:.1f} min left" if new else ''
     return f"[{d}/{t} epochs of the job, {el / 60:.1f} min{left}] {label}"
 
+# %% ../nbs/08e_runs.ipynb #d9ebc6e7
 def build_learner(spec:dict,      # a training run's specification (`train_spec`)
                   data,            # its data (`LTData` or `ListData`)
                   path,            # the run's folder (checkpoints in `path/models`)
                   dev,             # device
                   cbs=()):         # more callbacks
     "The learner of training run `spec`, built by its method's trainer."
-    return TRAINERS[spec['trainer']](data, TrainConfig(**spec['config']), spec['settings'], path=path, quiet=True, device=dev, cbs=list(cbs))
+    return TRAINERS[spec['trainer']](data, TrainConfig(**spec['config']), spec['settings'], path=path, quiet=True,
+                                     device=dev, cbs=list(cbs))
 
+# %% ../nbs/08e_runs.ipynb #28b3a72f
 def _plain(x): return json.loads(json.dumps(x, default=str))     # as read back from JSON (tuples as lists)
 
-def train_run(spec:dict, data:LTData, root:Path, dev, state=None, label:str='run') -> tuple:
-    "Train (or resume, or load) the run of `spec` under `root/runs/<key>`: `(model or None, record)`; a diverged run's record says so."
-    d = Path(root)/'runs'/spec_key(spec); rec_f = d/'record.json'
+# %% ../nbs/08e_runs.ipynb #9c848bf1
+def _finished(spec:dict, data:LTData, d:Path, dev, main:bool) -> tuple:
+    """A finished run's `(learner with its final weights, record)`; `(None, record)` on other processes or if it
+    diverged."""
+    rec_f = d/'record.json'
+    rec = read_json(rec_f, 'run record', keys=('status', 'config'))
+    if _plain(rec['config']) != _plain(spec['config']):
+        raise StateError(f"run record {str(rec_f)!r} was written for another configuration than its folder's key; "
+                         f"delete {str(d)!r} to train it again")
+    if rec['status'] != 'done' or not main: return None, rec
+    learn = build_learner(spec, data, d, dev)
+    learn.model.load_state_dict(load_state(d/'models'/'final.pth', 'final weights'))
+    learn.model.to(dev)                       # heads, LA and WB stage 2 work where the job trains
+    return learn, rec
+
+# %% ../nbs/08e_runs.ipynb #b3302631
+def _fit_record(learn, spec:dict, data, resume:bool) -> dict:
+    "Fit `learn` (from its checkpoint if `resume`) and return the run's record: done or diverged, histories, timing."
+    t0 = time.time()
+    status, err = 'done', None
+    try: fit_lt(learn, resume=resume, ckpt='ckpt')
+    except Diverged as e: status, err = 'diverged', str(e)
+    return dict(status=status, error=err, config=spec['config'], settings=spec['settings'], trainer=spec['trainer'],
+                data=data.info, resumed=resume, seconds_this_process=round(time.time() - t0, 1),
+                wnorm_hist=getattr(learn, 'wnorm_hist', []), valid_cls_acc_hist=getattr(learn, 'cls_acc_hist', []),
+                env=env_info(seed=spec['config']['seed'], processes=rank_world()[1]))
+
+# %% ../nbs/08e_runs.ipynb #fc2639c4
+def train_run(spec:dict,        # the run's spec (`train_spec`)
+              data:LTData,      # the run's data
+              root:Path,        # the results folder of the job
+              dev,              # where it trains
+              state=None,       # the job's progress counters (default: this run's alone)
+              label:str='run',  # what progress and messages call it
+             ) -> tuple:
+    """Train (or resume, or load) the run of `spec` under `root/runs/<key>`: `(model or None, record)`; a diverged
+    run's record says so."""
+    d = Path(root)/'runs'/spec_key(spec)
+    rec_f = d/'record.json'
     state = state if state is not None else dict(done=0, done0=0, total=spec['config']['epochs'], t0=time.time())
     ck = d/'models'/'ckpt.pth'
     done, resume = broadcast((rec_f.is_file(), ck.is_file()))      # rank 0's view decides for every process
     main = is_main()
-    if done:
-        rec = read_json(rec_f, 'run record', keys=('status', 'config'))
-        if _plain(rec['config']) != _plain(spec['config']):
-            raise StateError(f"run record {str(rec_f)!r} was written for another configuration than its folder's key; delete {str(d)!r} to train it again")
-        if rec['status'] != 'done' or not main: return None, rec
-        learn = build_learner(spec, data, d, dev); learn.model.load_state_dict(load_state(d/'models'/'final.pth', 'final weights'))
-        learn.model.to(dev)                       # heads, LA and WB stage 2 work where the job trains
-        return learn, rec
-    if main: d.mkdir(parents=True, exist_ok=True); write_json(d/'spec.json', spec)
+    if done: return _finished(spec, data, d, dev, main)
+    if main:
+        d.mkdir(parents=True, exist_ok=True)
+        write_json(d/'spec.json', spec)
     epochs = spec['config']['epochs']
     prog = [_Progress(progress_bar(range(epochs), leave=False), state, label)] if main else []
     learn = build_learner(spec, data, d, dev, cbs=[FiniteCheck(label), *prog])
-    if main: print(_overall(state, f"{label}: " + ('resuming' if resume else 'training') + f" run {spec_key(spec)}"), flush=True)
-    t0 = time.time(); status, err = 'done', None
-    try: fit_lt(learn, resume=resume, ckpt='ckpt')
-    except Diverged as e: status, err = 'diverged', str(e)
-    rec = dict(status=status, error=err, config=spec['config'], settings=spec['settings'], trainer=spec['trainer'], data=data.info,
-               resumed=resume, seconds_this_process=round(time.time() - t0, 1), wnorm_hist=getattr(learn, 'wnorm_hist', []),
-               valid_cls_acc_hist=getattr(learn, 'cls_acc_hist', []), env=env_info(seed=spec['config']['seed'], processes=rank_world()[1]))
+    if main:
+        print(_overall(state, f"{label}: " + ('resuming' if resume else 'training') + f" run {spec_key(spec)}"),
+              flush=True)
+    rec = _fit_record(learn, spec, data, resume)
+    status = rec['status']
     if not main: return None, rec                     # rank 0 writes; the weights are the same on every process
     if status == 'done':
         save_atomic(learn.model.state_dict(), d/'models'/'final.pth')
@@ -128,16 +183,27 @@ def _valid_score(rec:dict) -> float:
     h = rec.get('valid_cls_acc_hist') or []
     return float(np.mean(h[-1])) if rec['status'] == 'done' and len(h) else float('-inf')
 
+# %% ../nbs/08e_runs.ipynb #cdafd550
 def _without_test(data):
     "`data` with an empty test split (an `LTData`; list files keep theirs): what a sweep's training runs see."
     return replace(data, x_test=data.x_test[:0], y_test=data.y_test[:0]) if isinstance(data, LTData) else data
 
+# %% ../nbs/08e_runs.ipynb #f49bcb41
 def fmt_point(p:dict) -> str:
     "'wd 0.001, r 0.1': a grid point as text."
     return ', '.join(f"{k} {v:g}" for k, v in p.items())
 
-def sweep_runs(e:Experiment, seed:int, data, root, dev, state:dict|None=None, storage:str|None=None) -> tuple:
-    "One training run per point of `e`'s training grid (shared with every process on `storage`); the best on validation: `(spec, learn, record, tuned)`."
+# %% ../nbs/08e_runs.ipynb #05e92bd3
+def sweep_runs(e:Experiment,           # an experiment whose options hold a training grid
+               seed:int,               # the row's seed
+               data,                   # the row's data
+               root,                   # the results folder of the job
+               dev,                    # where it trains
+               state:dict|None=None,   # the job's progress counters
+               storage:str|None=None,  # Optuna storage URL (default: `<root>/sweeps.db`)
+              ) -> tuple:
+    """One training run per point of `e`'s training grid (shared with every process on `storage`); the best on
+    validation: `(spec, learn, record, tuned)`."""
     blind = _without_test(data)
     def run(p):
         spec = train_spec(at_point(e, p), seed)
@@ -146,5 +212,95 @@ def sweep_runs(e:Experiment, seed:int, data, root, dev, state:dict|None=None, st
     url = storage or f"sqlite:///{Path(root).resolve()}/sweeps.db"
     t = grid_sweep(train_grid(e), run, open_storage(url), f"{e.name}-s{seed}-{result_key(e, seed)}", seed=seed)
     spec = train_spec(at_point(e, t['best']), seed)
-    learn, rec = train_run(spec, data, t['attrs']['root'], dev, state, f"{e.name} seed {seed}")   # wherever it was trained
+    learn, rec = train_run(spec, data, t['attrs']['root'], dev, state,
+                           f"{e.name} seed {seed}")   # wherever it was trained
     return spec, learn, rec, dict(best=t['best'], best_value=t['best_value'], curve=t['curve'], run=t['attrs']['run'])
+
+# %% ../nbs/08e_runs.ipynb #9d27eb7f
+def epochs_done(spec:dict,  # the run's spec (`train_spec`)
+                root:Path,  # the results folder of the job
+               ) -> int:
+    "Epochs of the run of `spec` already trained under `root` (finished, or up to its checkpoint)."
+    d = Path(root)/'runs'/spec_key(spec)
+    if (d/'record.json').is_file(): return spec['config']['epochs']
+    ck = d/'models'/'ckpt.pth'
+    return int(load_state(ck)['epoch']) + 1 if ck.is_file() else 0
+
+# %% ../nbs/08e_runs.ipynb #574ed5c9
+def sec_per_epoch(spec,     # the run's spec (`train_spec`)
+                  data,     # the run's data
+                  dev,      # where it would train
+                  n:int=3,  # batches timed
+                 ) -> float:
+    "Seconds per training epoch of `spec`'s run, from timing `n` batches after one warm-up batch (a rough estimate)."
+    learn = build_learner(spec, data, '.', dev)
+    m, dl = learn.model.to(dev).train(), learn.dls.train   # (a fit would move it)
+    learn.create_opt()
+    it = iter(dl)
+    ts = []
+    for i in range(n + 1):
+        try: xb, yb = next(it)
+        except StopIteration: break
+        t0 = time.perf_counter()
+        loss = learn.loss_func(m(xb), yb)
+        loss.backward()
+        learn.opt.step()
+        learn.opt.zero_grad()
+        if dev.startswith('cuda'): torch.cuda.synchronize()
+        if i: ts.append(time.perf_counter() - t0)
+    return float(np.median(ts)) * len(dl) * 1.15 if ts else 0.0   # + about 15 % for evaluation and recorders
+
+# %% ../nbs/08e_runs.ipynb #e8e601d3
+def grid_rows(e:Experiment) -> list[tuple]:
+    "`(experiment at a grid point, its row label)` for every point of `e`'s training grid; `[(e, name)]` without one."
+    g = train_grid(e)
+    return [(at_point(e, p), f"{e.name} ({fmt_point(p)})") for p in grid_points(g)] if g else [(e, e.name)]
+
+# %% ../nbs/08e_runs.ipynb #283d09f5
+def plan(exps,   # the experiments (rows)
+         root,   # the results folder (resumed runs count as done)
+         datas,  # {experiment name: its data}
+        ) -> list[dict]:
+    """The distinct training runs of `exps` (experiments with equal specs share one; a sweep has one per grid point)
+    and how far each is under `root`."""
+    runs = {}
+    for e0 in exps:
+        for e, lab in grid_rows(e0):
+            for s in e.seeds:
+                spec = train_spec(e, s)
+                k = spec_key(spec)
+                r = runs.setdefault(k, dict(key=k, spec=spec, data=datas[e.name], experiments=[], seed=s))
+                r['experiments'].append(lab)
+    for r in runs.values(): r['done'] = epochs_done(r['spec'], root) if Path(root).is_dir() else 0
+    return list(runs.values())
+
+# %% ../nbs/08e_runs.ipynb #9a57f77f
+def print_plan(s,      # the suite
+               exps,   # the experiments (rows)
+               runs,   # the planned runs (`plan`)
+               dev,    # where it would train
+               total,  # epochs of the job
+               done,   # epochs already trained
+               out,    # the output folder
+               how,    # 'new', 'resume' or 'fresh'
+              ) -> dict:
+    "Print the training runs (a sweep's one per grid point), what is done and a rough time; train nothing."
+    est = {}
+    for r in runs:
+        c = r['spec']['config']
+        k = spec_key([r['spec']['data'], r['spec']['trainer'], c['arch'], c['bs'], c['sampler']])
+        if k not in est: est[k] = sec_per_epoch(r['spec'], r['data'], dev)
+        r['est_s'] = est[k] * (c['epochs'] - r['done'])
+    n_sw = sum(len(grid_rows(e)) * len(e.seeds) for e in exps if train_grid(e))
+    lines = [f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s) on {dev}" + (f" ({n_sw} of them in sweeps)" if n_sw else '')
+             + f", {total - done} of {total} epochs to train; out={str(out)} ({how})"]
+    for r in runs:
+        c = r['spec']['config']
+        how_ = ', '.join(f"{k} {v:g}" for k, v in r['spec']['settings'].items()) if r['spec']['settings'] else f"wd {c['wd']:g}"
+        lines.append(f"  run {r['key']} seed {r['seed']}: {r['spec']['trainer']} {r['data'].name} sampler "
+                     f"{c['sampler']} {how_}, "
+                     f"{r['done']}/{c['epochs']} epochs done, ~{r['est_s'] / 60:.1f} min; rows: {', '.join(r['experiments'])}")
+    lines.append(f"about {sum(r['est_s'] for r in runs) / 60:.1f} min of training in all (heads, LA and WB stage 2 "
+                 "add a little)")
+    print('\n'.join(lines))
+    return dict(plan=runs, text='\n'.join(lines))

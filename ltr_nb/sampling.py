@@ -20,14 +20,19 @@ def sampling_probs(cls_counts,     # training images per class, n_j
                    q:float=1.0,    # sampling exponent in [0, 1]: 1 instance-, 1/2 square-root, 0 class-balanced
                   ) -> np.ndarray:
     "Class sampling probabilities $p_j = n_j^q / \\sum_i n_i^q$."
-    if not 0 <= q <= 1: raise ValueError(f"q={q!r} must be in [0, 1] (1: instance-balanced, 0.5: square-root, 0: class-balanced)")
+    if not 0 <= q <= 1:
+        raise ValueError(f"q={q!r} must be in [0, 1] (1: instance-balanced, 0.5: square-root, 0: class-balanced)")
     n = as_array(cls_counts, dtype=np.float64)
-    if (n <= 0).any(): raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); every class needs images")
+    if (n <= 0).any():
+        raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); every class needs images")
     w = n ** q
     return w / w.sum()
 
 # %% ../nbs/02_sampling.ipynb #6d42a821
-def pb_probs(cls_counts, t:float, T:float) -> np.ndarray:
+def pb_probs(cls_counts,  # training images per class
+             t:float,     # the current epoch
+             T:float,     # epochs in all
+            ) -> np.ndarray:
     "Progressively-balanced probabilities $p_j(t) = (1 - t/T) p_j^{IB} + (t/T) p_j^{CB}$."
     if T <= 0 or not 0 <= t <= T: raise ValueError(f"need 0 <= t <= T and T > 0, got t={t}, T={T}")
     return (1 - t / T) * sampling_probs(cls_counts, 1) + (t / T) * sampling_probs(cls_counts, 0)
@@ -41,7 +46,8 @@ class ClassSampler(torch.utils.data.Sampler):
                  seed:int=0):                # with the epoch, fixes the draw
         self.labels = torch.as_tensor(as_array(labels), dtype=torch.long)
         self.cls_counts = np.bincount(self.labels.numpy())
-        store_attr('seed'); self.n_samples = len(self.labels) if n_samples is None else n_samples
+        store_attr('seed')
+        self.n_samples = len(self.labels) if n_samples is None else n_samples
         self.epoch = 0
         self.set_q(q)
 
@@ -49,15 +55,18 @@ class ClassSampler(torch.utils.data.Sampler):
 @patch
 def set_q(self:ClassSampler, q:float):
     "Use the fixed exponent `q` (1: plain shuffle)."
-    self.p = sampling_probs(self.cls_counts, q); self.q = q
+    self.p = sampling_probs(self.cls_counts, q)
+    self.q = q
 
+# %% ../nbs/02_sampling.ipynb #ed233716
 @patch
 def set_probs(self:ClassSampler, p):
     "Use arbitrary class probabilities `p` (e.g. a progressively-balanced schedule)."
     p = as_array(p, dtype=np.float64)
     if p.shape != self.cls_counts.shape or (p < 0).any() or not np.isclose(p.sum(), 1):
         raise ValueError(f"p must be {len(self.cls_counts)} non-negative class probabilities summing to 1, got {p}")
-    self.p = p; self.q = None
+    self.p = p
+    self.q = None
 
 # %% ../nbs/02_sampling.ipynb #628702fe
 @patch
@@ -74,11 +83,14 @@ def set_epoch(self:ClassSampler, epoch:int):
     "Make the next pass draw the indices of `epoch` (as `DistributedSampler.set_epoch`)."
     self.epoch = int(epoch)
 
+# %% ../nbs/02_sampling.ipynb #4d1f7d46
 @patch
 def __iter__(self:ClassSampler):
-    idx = self.indices(self.epoch); self.epoch += 1
+    idx = self.indices(self.epoch)
+    self.epoch += 1
     return iter(idx.tolist())
 
+# %% ../nbs/02_sampling.ipynb #475d493a
 @patch
 def __len__(self:ClassSampler): return self.n_samples
 
@@ -91,39 +103,56 @@ class ProgressiveSampling(Callback):
         s.set_probs(pb_probs(s.cls_counts, self.learn.epoch, self.learn.n_epoch))
 
 # %% ../nbs/02_sampling.ipynb #63497063
-def sampler_for(name:str|float, labels, seed:int=0, n_samples:int|None=None) -> ClassSampler:
+def sampler_for(name:str|float,           # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
+                labels,                   # training labels [N]
+                seed:int=0,               # seed of the draws
+                n_samples:int|None=None,  # draws per epoch (default: the dataset's size)
+               ) -> ClassSampler:
     "A `ClassSampler` from a name ('ib', 'sqrt', 'cb', 'pb') or an exponent q; 'pb' starts instance-balanced."
     if isinstance(name, str):
-        if name not in (*SAMPLERS, 'pb'): raise ValueError(f"sampler={name!r} is unknown; choose one of {[*SAMPLERS, 'pb']} or a number q in [0, 1]")
+        if name not in (*SAMPLERS, 'pb'):
+            raise ValueError(f"sampler={name!r} is unknown; choose one of {[*SAMPLERS, 'pb']} or a number q in [0, 1]")
         q = SAMPLERS.get(name, 1.0)
     else: q = float(name)
     return ClassSampler(labels, q, n_samples=n_samples, seed=seed)
 
 # %% ../nbs/02_sampling.ipynb #fa85f817
-def rank_plan(n:int,          # items in the epoch (the sampler's `n_samples`, or the evaluation set's size)
-              bs:int,         # the global batch size (all processes together)
-              rank:int=0, world:int=1,
-              drop_last:bool=False) -> list[tuple[int, int, int, int]]:
-    "`(start, stop, lo, hi)` for every batch: the global batch is epoch positions [start, stop), this process's piece [lo, hi)."
-    if world < 1 or not 0 <= rank < world: raise ValueError(f"rank={rank}, world={world}: need world >= 1 and 0 <= rank < world")
+def rank_plan(n:int,                 # items in the epoch (the sampler's `n_samples`, or the evaluation set's size)
+              bs:int,                # the global batch size (all processes together)
+              rank:int=0,            # this process's rank
+              world:int=1,           # number of processes
+              drop_last:bool=False,  # drop a last, smaller batch
+             ) -> list[tuple[int, int, int, int]]:
+    """`(start, stop, lo, hi)` for every batch: the global batch is epoch positions [start, stop), this process's piece
+    [lo, hi)."""
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"rank={rank}, world={world}: need world >= 1 and 0 <= rank < world")
     if bs < 1 or bs % world:
-        raise ValueError(f"bs={bs} does not split over {world} processes; the global batch size must be a multiple of the world size "
+        raise ValueError(f"bs={bs} does not split over {world} processes; the global batch size must be a multiple of "
+                         "the world size "
                          f"(e.g. {max(world, bs // world * world)} or {(bs // world + 1) * world})")
     out, b = [], bs // world
     for s in range(0, n, bs):
         m = min(bs, n - s)
         if m < bs and drop_last: break
         if m < world:
-            raise ValueError(f"an epoch of {n} items in global batches of {bs} ends with a batch of {m}, fewer than the {world} processes; "
+            raise ValueError(f"an epoch of {n} items in global batches of {bs} ends with a batch of {m}, fewer than "
+                             f"the {world} processes; "
                              f"choose a batch size that leaves 0 or at least {world} items in the last batch (n % bs), or drop_last")
         q, r = divmod(m, world)                              # the last, short batch: pieces differ by at most one
         lo = s + (rank * b if m == bs else rank * q + min(rank, r))
         out.append((s, s + m, lo, lo + (b if m == bs else q + (rank < r))))
     return out
 
-def eval_bs(n:int, bs:int, world:int) -> int:
-    "The smallest global batch size >= `bs`, a multiple of `world`, whose last batch gives every process an item (evaluation only)."
-    if n < world: raise ValueError(f"{n} evaluation items cannot be shared by {world} processes; every process needs one")
+# %% ../nbs/02_sampling.ipynb #a66124c3
+def eval_bs(n:int,      # items to evaluate
+            bs:int,     # the wanted global batch size
+            world:int,  # number of processes
+           ) -> int:
+    """The smallest global batch size >= `bs`, a multiple of `world`, whose last batch gives every process an item
+    (evaluation only)."""
+    if n < world:
+        raise ValueError(f"{n} evaluation items cannot be shared by {world} processes; every process needs one")
     b = -(-bs // world) * world
     while 0 < n % b < world: b += world
     return b

@@ -21,7 +21,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
 from .core import env_info, rank_world, all_sum, is_main, load_state, StateError, write_atomic, as_array
-from .data import LTData, class_groups
+from .data import LTData, class_groups, Groups
 from .loaders import lt_dls, SetEpoch, Deterministic, keep_cudnn
 from .listfile import ListData, LIST_RECIPES
 from .sampling import ProgressiveSampling
@@ -52,26 +52,36 @@ class TrainConfig:
     arch:str|None = None            # default: per dataset (see `DEFAULT_ARCH`)
     augment:dict|str|None = 'default' # batched crop/flip kwargs; 'default': per dataset
     seed:int = 0
-    many:int = 100; few:int = 20    # Many/Medium/Few thresholds
+    many:int = 100                  # Many: more training images than this (see `Groups`)
+    few:int = 20                    # Few: fewer training images than this
     channels_last:bool = False      # model and image batches in channels_last memory format (faster convolutions on CPU)
     bf16:bool = False               # bfloat16 autocast for forward and loss (CPU or GPU)
     compile:bool = False            # torch.compile the model in place (pays off on long runs; see the benchmark)
     def __post_init__(self):
         if self.wd < 0: raise ValueError(f"wd={self.wd} must be >= 0")
-        if self.wd_mode not in ('coupled', 'decoupled'): raise ValueError(f"wd_mode={self.wd_mode!r} is not valid; choose 'coupled' or 'decoupled'")
-        if self.schedule not in ('cos', 'one_cycle'): raise ValueError(f"schedule={self.schedule!r} is not valid; choose 'cos' or 'one_cycle'")
+        if self.wd_mode not in ('coupled', 'decoupled'):
+            raise ValueError(f"wd_mode={self.wd_mode!r} is not valid; choose 'coupled' or 'decoupled'")
+        if self.schedule not in ('cos', 'one_cycle'):
+            raise ValueError(f"schedule={self.schedule!r} is not valid; choose 'cos' or 'one_cycle'")
         if self.epochs < 1: raise ValueError(f"epochs={self.epochs} must be >= 1")
         if self.lr <= 0: raise ValueError(f"lr={self.lr} must be > 0")
+        Groups(self.many, self.few)           # checks the thresholds
+    @property
+    def groups(self) -> Groups: return Groups(self.many, self.few)
 
 # %% ../nbs/06_train.ipynb #bf0efdc5
 RECIPES = {'digits': dict(epochs=30, lr=0.1, bs=32, wd=5e-4), 'synthetic': dict(epochs=10, lr=0.1, bs=32, wd=5e-4),
-           'mnist': dict(epochs=12, lr=0.05, bs=128, wd=5e-4), 'fashion-mnist': dict(epochs=12, lr=0.05, bs=128, wd=5e-4),
+           'mnist': dict(epochs=12, lr=0.05, bs=128, wd=5e-4),
+           'fashion-mnist': dict(epochs=12, lr=0.05, bs=128, wd=5e-4),
            'cifar10': dict(epochs=200, lr=0.01, bs=64, wd=5e-4), 'cifar100': dict(epochs=200, lr=0.01, bs=64, wd=5e-4),
            'cifar10-jpeg': dict(epochs=200, lr=0.01, bs=64, wd=5e-4),
            **{k: dict(epochs=r['epochs'], lr=r['lr'], bs=r['bs'], wd=r['wd']) for k, r in LIST_RECIPES.items()},
-           'list': dict(epochs=30, lr=0.1, bs=64, wd=5e-4)}   # 'list:<folder>': your own list files; set your own recipe
+           'list': dict(epochs=30, lr=0.1, bs=64,
+                        wd=5e-4)}   # 'list:<folder>': your own list files; set your own recipe
 
-def recipe(dataset:str, **overrides) -> TrainConfig:
+def recipe(dataset:str,  # a key of `DATASETS`
+           **overrides,  # `TrainConfig` fields to change (None values ignored)
+          ) -> TrainConfig:
     "The default `TrainConfig` for `dataset`, with `overrides` (None values are ignored)."
     key = 'list' if dataset.startswith('list:') else dataset
     if key not in RECIPES: raise ValueError(f"dataset={dataset!r} has no recipe; choose one of {list(RECIPES)}")
@@ -79,12 +89,16 @@ def recipe(dataset:str, **overrides) -> TrainConfig:
 
 # %% ../nbs/06_train.ipynb #7cc15291
 class TrainedEpochCallback(Callback):
-    "Base for callbacks that act at the end of each *trained* epoch: `after_trained_epoch` runs after `after_epoch` of a fit epoch only."
+    """Base for callbacks that act at the end of each *trained* epoch: `after_trained_epoch` runs after `after_epoch`
+    of a fit epoch only."""
     def before_train(self): self._trained = True
     def after_epoch(self):
-        if getattr(self, '_trained', False): self._trained = False; self.after_trained_epoch()
+        if getattr(self, '_trained', False):
+            self._trained = False
+            self.after_trained_epoch()
     def after_trained_epoch(self): pass
 
+# %% ../nbs/06_train.ipynb #12d2e9e2
 class WeightNormRecorder(Callback):
     "Record the classifier's per-class weight norms ‖w_j‖ after every training epoch in `learn.wnorm_hist`."
     order, run_valid = 60, False
@@ -94,6 +108,7 @@ class WeightNormRecorder(Callback):
         w = get_classifier(self.learn.model).weight.detach()
         self.learn.wnorm_hist.append(w.norm(dim=1).cpu().numpy())
 
+# %% ../nbs/06_train.ipynb #b27014b4
 class ClassAccRecorder(TrainedEpochCallback):
     "Record per-class validation accuracy of every trained epoch in `learn.cls_acc_hist`."
     order = 60
@@ -101,23 +116,31 @@ class ClassAccRecorder(TrainedEpochCallback):
         if not hasattr(self.learn, 'cls_acc_hist'): self.learn.cls_acc_hist = []
     def before_validate(self): self.preds, self.targs = [], []
     def after_batch(self):
-        if not self.learn.training: self.preds.append(self.learn.pred.argmax(-1).cpu()); self.targs.append(self.learn.yb[0].cpu())
+        if not self.learn.training:
+            self.preds.append(self.learn.pred.argmax(-1).cpu())
+            self.targs.append(self.learn.yb[0].cpu())
     def after_trained_epoch(self):
         if not self.preds and rank_world()[1] == 1: return          # no validation split
         n = len(get_classifier(self.learn.model).weight)
         p, t = (torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for v in (self.preds, self.targs))
-        self.learn.cls_acc_hist.append(counts_accuracy(all_sum(class_counts(p, t, n))).numpy())   # counts summed over processes
+        self.learn.cls_acc_hist.append(counts_accuracy(all_sum(class_counts(p, t,
+                                                                            n))).numpy())   # counts summed over processes
 
 # %% ../nbs/06_train.ipynb #7c196a2a
-def save_atomic(obj, path):
+def save_atomic(obj,   # what `torch.save` takes
+                path,  # where
+               ):
     "`torch.save` to a temporary file, then rename: a crash never leaves a half-written `path`."
-    buf = io.BytesIO(); torch.save(obj, buf); write_atomic(path, buf.getvalue())
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_atomic(path, buf.getvalue())
 
 # %% ../nbs/06_train.ipynb #f39bb719
 def _hists(learn) -> dict:
     "The recorders' histories of `learn`: every attribute whose name ends in `_hist`."
     return {k: v for k, v in vars(learn).items() if k.endswith('_hist')}
 
+# %% ../nbs/06_train.ipynb #093eb4ee
 def _tensors(x):
     "`x` with NumPy arrays and scalars as tensors and numbers (what `weights_only` loading accepts)."
     if isinstance(x, dict): return {k: _tensors(v) for k, v in x.items()}
@@ -126,6 +149,7 @@ def _tensors(x):
     if isinstance(x, np.ndarray): return torch.from_numpy(x.copy())
     return x.item() if isinstance(x, np.generic) else x
 
+# %% ../nbs/06_train.ipynb #d9c5cb5b
 def _arrays(x):
     "The inverse of `_tensors` for recorder histories: tensors back to NumPy arrays."
     if isinstance(x, dict): return {k: _arrays(v) for k, v in x.items()}
@@ -134,14 +158,18 @@ def _arrays(x):
 
 # %% ../nbs/06_train.ipynb #832c5b02
 class Checkpoint(TrainedEpochCallback):
-    "After every trained epoch, save model + optimizer + every recorder history (`learn.*_hist`) to `learn.path/models/{fname}.pth`."
+    """After every trained epoch, save model + optimizer + every recorder history (`learn.*_hist`) to
+    `learn.path/models/{fname}.pth`."""
     order = 70
     def __init__(self, fname:str='ckpt'): store_attr()
     def after_trained_epoch(self):
         if not is_main(): return                      # one process writes (the weights are the same on every one)
-        p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
-        state = dict(model=unwrap(self.learn.model).state_dict(), opt=_tensors(self.learn.opt.state_dict()), epoch=self.learn.epoch,
-                     n_epoch=self.learn.n_epoch, hists=_tensors(_hists(self.learn)), best=getattr(self.learn, 'valid_best', None))
+        p = Path(self.learn.path)/self.learn.model_dir
+        p.mkdir(parents=True, exist_ok=True)
+        state = dict(model=unwrap(self.learn.model).state_dict(), opt=_tensors(self.learn.opt.state_dict()),
+                     epoch=self.learn.epoch,
+                     n_epoch=self.learn.n_epoch, hists=_tensors(_hists(self.learn)),
+                     best=getattr(self.learn, 'valid_best', None))
         save_atomic(state, p/f'{self.fname}.pth')
 
 # %% ../nbs/06_train.ipynb #bfb9edfe
@@ -151,13 +179,18 @@ def opt_to_params(opt):
         for k, v in st.items():
             if isinstance(v, torch.Tensor) and v.device != p.device: st[k] = v.to(p.device)
 
-def load_checkpoint(learn:Learner, fname:str='ckpt') -> int:
-    "Load a `Checkpoint` into `learn` (model, optimizer, histories) without running code from the file; returns the next epoch to train."
+# %% ../nbs/06_train.ipynb #59858a83
+def load_checkpoint(learn:Learner,     # the `Learner` to load into
+                    fname:str='ckpt',  # checkpoint name under `learn.path/learn.model_dir`
+                   ) -> int:
+    """Load a `Checkpoint` into `learn` (model, optimizer, histories) without running code from the file; returns the
+    next epoch to train."""
     f = Path(learn.path)/learn.model_dir/f'{fname}.pth'
     if not f.is_file(): raise FileNotFoundError(f"no checkpoint {str(f)!r} to resume from; train with Checkpoint first")
     s = load_state(f, 'checkpoint')
     if not isinstance(s, dict) or not {'model', 'opt', 'epoch', 'hists'} <= set(s):
-        raise StateError(f"checkpoint {str(f)!r} is not one ltr_nb's Checkpoint wrote; delete it to train that run again")
+        raise StateError(f"checkpoint {str(f)!r} is not one ltr_nb's Checkpoint wrote; delete it to train that run "
+                         "again")
     learn.model.load_state_dict(s['model'])
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(s['opt'])
@@ -168,15 +201,19 @@ def load_checkpoint(learn:Learner, fname:str='ckpt') -> int:
 
 # %% ../nbs/06_train.ipynb #086f0550
 class BestValid(TrainedEpochCallback):
-    "Save the model of the epoch with the best validation mean per-class accuracy to `learn.path/models/{fname}.pth`; `learn.valid_best` = (score, epoch)."
+    """Save the model of the epoch with the best validation mean per-class accuracy to `learn.path/models/{fname}.pth`;
+    `learn.valid_best` = (score, epoch)."""
     order = 65
     def __init__(self, fname:str='best'): store_attr()
     def after_trained_epoch(self):
-        if not getattr(self.learn, 'cls_acc_hist', None): raise RuntimeError("BestValid needs ClassAccRecorder (lt_learner adds it) and a validation split")
-        score = float(np.mean(self.learn.cls_acc_hist[-1])); best = getattr(self.learn, 'valid_best', None)
+        if not getattr(self.learn, 'cls_acc_hist', None):
+            raise RuntimeError("BestValid needs ClassAccRecorder (lt_learner adds it) and a validation split")
+        score = float(np.mean(self.learn.cls_acc_hist[-1]))
+        best = getattr(self.learn, 'valid_best', None)
         if best is None or score > best[0]:
             if is_main():
-                p = Path(self.learn.path)/self.learn.model_dir; p.mkdir(parents=True, exist_ok=True)
+                p = Path(self.learn.path)/self.learn.model_dir
+                p.mkdir(parents=True, exist_ok=True)
                 save_atomic(unwrap(self.learn.model).state_dict(), p/f'{self.fname}.pth')
             self.learn.valid_best = (score, self.learn.epoch)
 
@@ -187,36 +224,52 @@ class Autocast(Callback):
     ctx = None
     def before_batch(self):
         dev = torch.device(self.learn.dls.device or 'cpu')     # a loader's device may be a string ('cpu', 'cuda:0')
-        self.close(); self.ctx = torch.autocast(device_type=dev.type, dtype=torch.bfloat16); self.ctx.__enter__()
+        self.close()
+        self.ctx = torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+        self.ctx.__enter__()
     def after_loss(self): self.close()
     def close(self):
         "Leave the autocast context if it is open (also after a fit that raised between forward and loss)."
-        if self.ctx is not None: self.ctx.__exit__(None, None, None); self.ctx = None
+        if self.ctx is not None:
+            self.ctx.__exit__(None, None, None)
+            self.ctx = None
 
 # %% ../nbs/06_train.ipynb #829395c6
 def release_memory() -> bool:
-    "Hand the memory the C allocator holds free back to the system (glibc's `malloc_trim`); False where that is not available."
-    try: ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim(0); return True
+    """Hand the memory the C allocator holds free back to the system (glibc's `malloc_trim`); False where that is not
+    available."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim(0)
+        return True
     except (OSError, AttributeError, TypeError): return False
 
+# %% ../nbs/06_train.ipynb #de711c2e
 class ReleaseMemory(Callback):
     "After every epoch, `release_memory()`: keeps a long CPU fit's resident memory flat (see above)."
     order = 99
     def after_epoch(self): release_memory()
 
 # %% ../nbs/06_train.ipynb #7b4f1dcc
-def default_model(data:LTData|ListData, arch:str|None=None) -> nn.Module:
-    "The library's model for `data`: `arch`, or the dataset's default (see `DEFAULT_ARCH`), sized to its inputs and classes."
-    if isinstance(data, ListData): return create_model(arch or DEFAULT_ARCH.get(data.name, 'resnet50'), data.n_cls)   # RGB images
+def default_model(data:LTData|ListData,  # the dataset
+                  arch:str|None=None,    # a key of `ARCHS` (default: the dataset's, `DEFAULT_ARCH`)
+                 ) -> nn.Module:
+    """The library's model for `data`: `arch`, or the dataset's default (see `DEFAULT_ARCH`), sized to its inputs and
+    classes."""
+    if isinstance(data, ListData):
+        return create_model(arch or DEFAULT_ARCH.get(data.name, 'resnet50'), data.n_cls)   # RGB images
     x = data.x_train
     return create_model(arch or DEFAULT_ARCH.get(data.name, 'resnet32'), data.n_cls,
                         in_ch=x.shape[1] if x.ndim == 4 else 1, in_features=int(np.prod(x.shape[1:])))
 
+# %% ../nbs/06_train.ipynb #21fd3dba
 class LTRun(Callback):
-    "What an ltr_nb learner was built from: its recipe `cfg`, its `data` and a method's `settings` (fastai shows it as `learn.lt_run`)."
+    """What an ltr_nb learner was built from: its recipe `cfg`, its `data` and a method's `settings` (fastai shows it
+    as `learn.lt_run`)."""
     order = 0
-    def __init__(self, cfg:TrainConfig, data, settings:dict|None=None): self.cfg, self.data, self.settings = cfg, data, dict(settings or {})
+    def __init__(self, cfg:TrainConfig, data,
+                 settings:dict|None=None): self.cfg, self.data, self.settings = cfg, data, dict(settings or {})
 
+# %% ../nbs/06_train.ipynb #4a06fd96
 def lt_learner(data:LTData|ListData,        # in memory, or streamed from list files
                cfg:TrainConfig=None,         # the recipe (default `TrainConfig()`)
                model:nn.Module|None=None,    # default: the dataset's model (`default_model`)
@@ -227,20 +280,27 @@ def lt_learner(data:LTData|ListData,        # in memory, or streamed from list f
                loss_func:nn.Module|None=None, # the training loss (default: cross-entropy)
                settings:dict|None=None,      # a method's settings, kept in `learn.lt_run.settings`
               ) -> Learner:
-    "A fastai `Learner` for joint training of `data` with `cfg`: loaders, SGD, weight decay, metrics, recorders and `loss_func`."
+    """A fastai `Learner` for joint training of `data` with `cfg`: loaders, SGD, weight decay, metrics, recorders and
+    `loss_func`."""
     if not isinstance(data, (LTData, ListData)):
-        raise ValueError(f"data is a {type(data).__name__}; pass an LTData or a ListData (for your own loaders, see `ltr_nb.adapters`)")
+        raise ValueError(f"data is a {type(data).__name__}; pass an LTData or a ListData (for your own loaders, see "
+                         "`ltr_nb.adapters`)")
     cfg = cfg or TrainConfig()
     set_seed(cfg.seed)
     if model is None: model = default_model(data, cfg.arch)
     get_classifier(model)
     if isinstance(data, ListData): dls = data.dls(bs=cfg.bs, sampler=cfg.sampler, seed=cfg.seed, device=device)
     else: dls = lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
-    extra = [SetEpoch(), Deterministic(), WeightNormRecorder(), ClassAccRecorder(), ReleaseMemory()] + ([ProgressiveSampling()] if cfg.sampler == 'pb' else [])
-    learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else nn.CrossEntropyLoss(), lr=cfg.lr, wd=cfg.wd, wd_bn_bias=cfg.wd_bn_bias,
+    extra = [SetEpoch(), Deterministic(), WeightNormRecorder(), ClassAccRecorder(),
+             ReleaseMemory()] + ([ProgressiveSampling()] if cfg.sampler == 'pb' else [])
+    learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else nn.CrossEntropyLoss(), lr=cfg.lr,
+                    wd=cfg.wd, wd_bn_bias=cfg.wd_bn_bias,
                     opt_func=partial(SGD, mom=cfg.momentum, decouple_wd=cfg.wd_mode == 'decoupled'),
-                    metrics=lt_metrics(data.cls_counts, cfg.many, cfg.few), cbs=[LTRun(cfg, data, settings)] + extra + list(cbs or []), path=path)
-    if quiet: learn.remove_cb(ProgressCallback); learn.logger = noop
+                    metrics=lt_metrics(data.cls_counts, cfg.groups),
+                    cbs=[LTRun(cfg, data, settings)] + extra + list(cbs or []), path=path)
+    if quiet:
+        learn.remove_cb(ProgressCallback)
+        learn.logger = noop
     if cfg.channels_last:
         learn.model.to(memory_format=torch.channels_last)
         for dl in dls.loaders: dl.channels_last = True
@@ -248,42 +308,64 @@ def lt_learner(data:LTData|ListData,        # in memory, or streamed from list f
     if cfg.compile: learn.model.compile()
     return learn
 
-def fit_lt(learn:Learner, cfg:TrainConfig|None=None, resume:bool=False, ckpt:str|None=None, cbs=None):
-    "Fit with the configured schedule (cosine to 0, or one-cycle); `ckpt` saves every epoch, `resume` continues from it. Data-parallel under a multi-process launch (see Distributed training)."
+# %% ../nbs/06_train.ipynb #10e95a55
+def fit_lt(learn:Learner,              # a `Learner` from `lt_learner`
+           cfg:TrainConfig|None=None,  # the recipe (default: the learner's)
+           resume:bool=False,          # continue from checkpoint `ckpt` if it exists
+           ckpt:str|None=None,         # checkpoint name: save every epoch (None: no checkpoint)
+           cbs=None,                   # more fastai callbacks for this fit
+          ):
+    """Fit with the configured schedule (cosine to 0, or one-cycle); `ckpt` saves every epoch, `resume` continues from
+    it. Data-parallel under a multi-process launch (see Distributed training)."""
     cfg = cfg or learn.lt_run.cfg
     cbs = list(cbs or []) + ([Checkpoint(ckpt)] if ckpt else [])
-    if resume and getattr(learn.dls, 'device', None) is not None: learn.model.to(learn.dls.device)   # where the fit will train
+    if resume and getattr(learn.dls, 'device', None) is not None:
+        learn.model.to(learn.dls.device)   # where the fit will train
     start = load_checkpoint(learn, ckpt or 'ckpt') if resume else 0
     if start >= cfg.epochs: return learn
     try:
         with distributed(learn), keep_cudnn():
             if cfg.schedule == 'cos':
-                learn.fit(cfg.epochs, cfg.lr, cbs=cbs + [ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})], start_epoch=start)
+                learn.fit(cfg.epochs, cfg.lr, cbs=cbs + [ParamScheduler({'lr': SchedCos(cfg.lr, 0.)})],
+                          start_epoch=start)
             else: learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs, start_epoch=start)
     finally:
-        for cb in learn.cbs.filter(lambda c: isinstance(c, Autocast)): cb.close()   # a fit that raised leaves no autocast on
+        for cb in learn.cbs.filter(lambda c: isinstance(c, Autocast)):
+            cb.close()   # a fit that raised leaves no autocast on
     return learn
 
 # %% ../nbs/06_train.ipynb #0480bb97
 def _steps(learn:Learner, n:int=5):
     "Take `n` optimizer steps of `learn` on its first training batches (no schedule)."
-    learn.create_opt(); learn.opt.set_hypers(lr=learn.lr, wd=learn.wd)
-    learn.model.train(); it = iter(learn.dls.train)
+    learn.create_opt()
+    learn.opt.set_hypers(lr=learn.lr, wd=learn.wd)
+    learn.model.train()
+    it = iter(learn.dls.train)
     for _ in range(n):
-        xb, yb = next(it); loss = learn.loss_func(learn.model(xb), yb)
-        loss.backward(); learn.opt.step(); learn.opt.zero_grad()
+        xb, yb = next(it)
+        loss = learn.loss_func(learn.model(xb), yb)
+        loss.backward()
+        learn.opt.step()
+        learn.opt.zero_grad()
 
 # %% ../nbs/06_train.ipynb #866556f4
-def evaluate(learn:Learner, split:str='test') -> dict:
+def evaluate(learn:Learner,     # a `Learner` from `lt_learner`
+             split:str='test',  # 'valid' or 'test'
+            ) -> dict:
     "`lt_report` (All, mean per-class, Many/Medium/Few, per class) of `learn` on 'valid' or 'test'."
     check_split(split, ('valid', 'test'))
     dl = learn.dls[1 if split == 'valid' else 2]
     preds, targs = learn.get_preds(dl=dl)
     r = learn.lt_run
-    return lt_report(preds, targs, r.data.cls_counts, r.cfg.many, r.cfg.few)
+    return lt_report(preds, targs, r.data.cls_counts, r.cfg.groups)
 
 # %% ../nbs/06_train.ipynb #ec5487a3
-def plot_weight_norms(norms, cls_counts, ax=None, label:str|None=None, title:str|None=None):
+def plot_weight_norms(norms,                # row norms [n_cls], or {label: row norms}
+                      cls_counts,           # training images per class
+                      ax=None,              # matplotlib axes (default: a new figure)
+                      label:str|None=None,  # legend label
+                      title:str|None=None,  # the plot's title
+                     ):
     "Per-class classifier weight norms ‖w_j‖ (bars) with the training count of each class (line)."
     if ax is None: _, ax = plt.subplots(figsize=(6, 3))
     x = np.arange(len(cls_counts))
@@ -292,26 +374,49 @@ def plot_weight_norms(norms, cls_counts, ax=None, label:str|None=None, title:str
         for i, (k, v) in enumerate(norms.items()): ax.bar(x + (i - (len(norms) - 1) / 2) * w, v, width=w, label=k)
         ax.legend(fontsize=7, loc='lower left', framealpha=0.9)
     else: ax.bar(x, norms, color='#1f77b4', label=label)
-    ax.set_xlabel('class (index = rank by training count)'); ax.set_ylabel('‖w_j‖')
-    ax2 = ax.twinx(); ax2.plot(x, cls_counts, 'k.--', lw=1); ax2.set_ylabel('training images')
+    ax.set_xlabel('class (index = rank by training count)')
+    ax.set_ylabel('‖w_j‖')
+    ax2 = ax.twinx()
+    ax2.plot(x, cls_counts, 'k.--', lw=1)
+    ax2.set_ylabel('training images')
     if title: ax.set_title(title)
     return ax
 
-def plot_norm_history(wnorm_hist, cls_counts, ax=None, title:str|None=None):
+# %% ../nbs/06_train.ipynb #97092582
+def plot_norm_history(wnorm_hist,           # classifier row norms per epoch, [epochs][n_cls]
+                      cls_counts,           # training images per class
+                      ax=None,              # matplotlib axes (default: a new figure)
+                      title:str|None=None,  # the plot's title
+                     ):
     "Per-class weight norms over epochs, one line per class coloured by training count."
     if ax is None: _, ax = plt.subplots(figsize=(6, 3))
-    h = np.stack(wnorm_hist); c = as_array(cls_counts); cmap = plt.get_cmap('viridis')
+    h = np.stack(wnorm_hist)
+    c = as_array(cls_counts)
+    cmap = plt.get_cmap('viridis')
     ranks = np.argsort(np.argsort(-c))
-    for j in range(h.shape[1]): ax.plot(np.arange(1, len(h) + 1), h[:, j], color=cmap(ranks[j] / max(1, len(c) - 1)), lw=1.2)
-    ax.set_xlabel('epoch'); ax.set_ylabel('‖w_j‖'); ax.set_title(title or 'per-class weight norms (yellow: rarest)')
+    for j in range(h.shape[1]):
+        ax.plot(np.arange(1, len(h) + 1), h[:, j], color=cmap(ranks[j] / max(1, len(c) - 1)), lw=1.2)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('‖w_j‖')
+    ax.set_title(title or 'per-class weight norms (yellow: rarest)')
     return ax
 
 # %% ../nbs/06_train.ipynb #ad6c8d71
-def train_joint(data:LTData, cfg:TrainConfig|None=None, path='.', quiet:bool=False, device=None, ckpt:str|None=None,
-                resume:bool=False, cbs=None) -> tuple[Learner, dict]:
-    "Train the joint baseline and return `(learn, result)`: test and validation reports, weight-norm history, config, environment."
+def train_joint(data:LTData,                # the dataset
+                cfg:TrainConfig|None=None,  # the training recipe
+                path='.',                   # the `Learner`'s path
+                quiet:bool=False,           # no progress bars or logs
+                device=None,                # where it trains (default: the GPU if any)
+                ckpt:str|None=None,         # checkpoint name: save every epoch (None: no checkpoint)
+                resume:bool=False,          # continue from checkpoint `ckpt` if it exists
+                cbs=None,                   # more fastai callbacks for the fit
+               ) -> tuple[Learner, dict]:
+    """Train the joint baseline and return `(learn, result)`: test and validation reports, weight-norm history, config,
+    environment."""
     cfg = cfg or TrainConfig()
     learn = fit_lt(lt_learner(data, cfg, path=path, quiet=quiet, device=device, cbs=cbs), cfg, resume=resume, ckpt=ckpt)
-    res = dict(method='joint', sampler=str(cfg.sampler), seed=cfg.seed, test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'),
-               wnorm_hist=[w.tolist() for w in learn.wnorm_hist], config=asdict(cfg), data=data.info, env=env_info(seed=cfg.seed))
+    res = dict(method='joint', sampler=str(cfg.sampler), seed=cfg.seed, test=evaluate(learn, 'test'),
+               valid=evaluate(learn, 'valid'),
+               wnorm_hist=[w.tolist() for w in learn.wnorm_hist], config=asdict(cfg), data=data.info,
+               env=env_info(seed=cfg.seed))
     return learn, res

@@ -13,8 +13,11 @@ import matplotlib.pyplot as plt
 __all__ = ['check_grid', 'grid_points', 'grid_search', 'plot_curve', 'open_storage', 'grid_sweep']
 
 # %% ../nbs/06d_tuning.ipynb #256f14e8
-def check_grid(name:str, values) -> list:
-    "`values` as a list if it is a non-empty list of finite numbers >= 0, else a `ValueError` naming `name`, the value and what is valid."
+def check_grid(name:str,  # the option's name, for messages
+               values,    # the candidate values
+              ) -> list:
+    """`values` as a list if it is a non-empty list of finite numbers >= 0, else a `ValueError` naming `name`, the
+    value and what is valid."""
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(f"{name}={values!r} must be a non-empty list of values to tune over, e.g. [0, 1e-4, 1e-3]")
     bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0]
@@ -29,8 +32,13 @@ def grid_points(grid:dict) -> list[dict]:
     for k, vs in grid.items(): pts = [{**p, k: v} for p in pts for v in vs]
     return pts
 
-def grid_search(grid:dict, objective:Callable[[dict], float], seed:int=0) -> dict:
-    "Evaluate `objective(params)` at every point of `grid` (Optuna's `GridSampler`); `dict(best, best_value, curve)`, ties to the first point in grid order."
+# %% ../nbs/06d_tuning.ipynb #8b0bded1
+def grid_search(grid:dict,                          # {option: values}
+                objective:Callable[[dict], float],  # params -> validation score (higher is better)
+                seed:int=0,                         # random seed (same seed, same result)
+               ) -> dict:
+    """Evaluate `objective(params)` at every point of `grid` (Optuna's `GridSampler`); `dict(best, best_value, curve)`,
+    ties to the first point in grid order."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     grid = {k: check_grid(k, v) for k, v in grid.items()}
@@ -47,21 +55,33 @@ def grid_search(grid:dict, objective:Callable[[dict], float], seed:int=0) -> dic
     return dict(best=best['params'], best_value=best['value'], curve=curve)
 
 # %% ../nbs/06d_tuning.ipynb #cf7a9e39
-def plot_curve(curve:list, ax=None, title:str|None=None):
+def plot_curve(curve:list,           # the sweep's points and scores
+               ax=None,              # matplotlib axes (default: a new figure)
+               title:str|None=None,  # the plot's title
+              ):
     "The validation score over a grid of one or two options: a line, or a heat map with the scores written in."
     keys = list(curve[0]['params'])
     if ax is None: _, ax = plt.subplots(figsize=(5, 3))
     if len(keys) == 1:
-        xs = [c['params'][keys[0]] for c in curve]; ys = [np.nan if c['value'] is None else 100 * c['value'] for c in curve]
-        ax.plot(range(len(xs)), ys, 'o-'); ax.set_xticks(range(len(xs)), [f'{x:g}' for x in xs]); ax.set_xlabel(keys[0])
+        xs = [c['params'][keys[0]] for c in curve]
+        ys = [np.nan if c['value'] is None else 100 * c['value'] for c in curve]
+        ax.plot(range(len(xs)), ys, 'o-')
+        ax.set_xticks(range(len(xs)), [f'{x:g}' for x in xs])
+        ax.set_xlabel(keys[0])
     else:
-        a, b = keys[:2]; va = list(dict.fromkeys(c['params'][a] for c in curve)); vb = list(dict.fromkeys(c['params'][b] for c in curve))
+        a, b = keys[:2]
+        va = list(dict.fromkeys(c['params'][a] for c in curve))
+        vb = list(dict.fromkeys(c['params'][b] for c in curve))
         z = np.full((len(va), len(vb)), np.nan)
-        for c in curve: z[va.index(c['params'][a]), vb.index(c['params'][b])] = np.nan if c['value'] is None else 100 * c['value']
+        for c in curve:
+            z[va.index(c['params'][a]), vb.index(c['params'][b])] = np.nan if c['value'] is None else 100 * c['value']
         ax.imshow(z, cmap='viridis', aspect='auto')
         for i in range(len(va)):
             for j in range(len(vb)): ax.text(j, i, f'{z[i, j]:.1f}', ha='center', va='center', color='w', fontsize=7)
-        ax.set_yticks(range(len(va)), [f'{v:g}' for v in va]); ax.set_xticks(range(len(vb)), [f'{v:g}' for v in vb]); ax.set_ylabel(a); ax.set_xlabel(b)
+        ax.set_yticks(range(len(va)), [f'{v:g}' for v in va])
+        ax.set_xticks(range(len(vb)), [f'{v:g}' for v in vb])
+        ax.set_ylabel(a)
+        ax.set_xlabel(b)
     ax.set_title(title or 'validation mean per-class accuracy (%)')
     return ax
 
@@ -74,19 +94,27 @@ def _quiet():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
         yield
 
-def open_storage(url:str, heartbeat_s:int=20, grace_s:int=60):
-    "An Optuna database storage at `url` (e.g. 'sqlite:///runs/sweeps.db'), with heartbeats; a `ValueError` naming the URL if it cannot be opened."
+# %% ../nbs/06d_tuning.ipynb #8dd1fa24
+def open_storage(url:str,             # storage URL, e.g. 'sqlite:///runs/sweeps.db'
+                 heartbeat_s:int=20,  # seconds between a trial's heartbeats
+                 grace_s:int=60,      # seconds without a heartbeat before a trial counts as dead
+                ):
+    """An Optuna database storage at `url` (e.g. 'sqlite:///runs/sweeps.db'), with heartbeats; a `ValueError` naming
+    the URL if it cannot be opened."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not isinstance(url, str) or '://' not in url:
-        raise ValueError(f"storage={url!r} is not a database URL; give e.g. 'sqlite:///path/to/sweeps.db' or a server's URL (postgresql://...)")
+        raise ValueError(f"storage={url!r} is not a database URL; give e.g. 'sqlite:///path/to/sweeps.db' or a "
+                         "server's URL (postgresql://...)")
     for attempt in range(5):
         try:
             with _quiet():
                 return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
                                                   heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
         except Exception as e:
-            if 'already exists' in str(e) and attempt < 4: time.sleep(0.5); continue    # another process made the tables meanwhile
+            if 'already exists' in str(e) and attempt < 4:
+                time.sleep(0.5)
+                continue    # another process made the tables meanwhile
             err = e
     raise ValueError(f"storage={url!r} cannot be opened ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
                      "give a writable SQLite path or a reachable database server")
@@ -100,9 +128,12 @@ def _open_study(grid:dict, storage, name:str, config:dict, seed:int):
     want = json.dumps(dict(config=config, grid=grid), sort_keys=True, default=str)
     have = study.user_attrs.get('config')
     if have is None: study.set_user_attr('config', want)
-    elif have != want: raise ValueError(f"sweep {name!r} in the storage holds trials of another configuration; use another --storage or delete that study")
+    elif have != want:
+        raise ValueError(f"sweep {name!r} in the storage holds trials of another configuration; use another --storage "
+                         "or delete that study")
     return study
 
+# %% ../nbs/06d_tuning.ipynb #e9946422
 def _grid_ids(study, states) -> dict:
     "grid id -> the lowest-numbered trial in one of `states`."
     out = {}
@@ -113,14 +144,17 @@ def _grid_ids(study, states) -> dict:
 
 # %% ../nbs/06d_tuning.ipynb #29c3478f
 def _sweep_objective(study, objective, keys):
-    "The Optuna objective: prune a trial whose grid point an earlier trial holds; else `objective(params)`, its extra values as user attributes."
+    """The Optuna objective: prune a trial whose grid point an earlier trial holds; else `objective(params)`, its extra
+    values as user attributes."""
     import optuna
     from optuna.trial import TrialState
     def f(trial):
         p = {k: trial.suggest_categorical(k, vs) for k, vs in keys.items()}
-        g = trial.system_attrs.get('grid_id') if hasattr(trial, 'system_attrs') else study._storage.get_trial_system_attrs(trial._trial_id).get('grid_id')
+        g = trial.system_attrs.get('grid_id') if hasattr(trial,
+                                                         'system_attrs') else study._storage.get_trial_system_attrs(trial._trial_id).get('grid_id')
         held = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE)).get(g)
-        if held is not None and held.number < trial.number: raise optuna.TrialPruned(f"grid point {p} is held by trial {held.number}")
+        if held is not None and held.number < trial.number:
+            raise optuna.TrialPruned(f"grid point {p} is held by trial {held.number}")
         r = dict(objective(p))
         for k, v in r.items():
             if k != 'value': trial.set_user_attr(k, v)
@@ -129,15 +163,16 @@ def _sweep_objective(study, objective, keys):
     return f
 
 # %% ../nbs/06d_tuning.ipynb #af397aa1
-def grid_sweep(grid:dict,                 # option -> values (the papers' grid)
-               objective:Callable,        # params -> dict(value=validation score, **what to keep, e.g. the run's key)
-               storage,                   # an Optuna storage (`open_storage`) shared by every process of the sweep
-               name:str,                  # the study's name: what the sweep belongs to
-               config:dict|None=None,     # what must match for stored trials to be reused
-               seed:int=0,
-               poll_s:float=5.,           # how often a waiting process looks at the others' trials
+def grid_sweep(grid:dict,              # option -> values (the papers' grid)
+               objective:Callable,     # params -> dict(value=validation score, **what to keep, e.g. the run's key)
+               storage,                # an Optuna storage (`open_storage`) shared by every process of the sweep
+               name:str,               # the study's name: what the sweep belongs to
+               config:dict|None=None,  # what must match for stored trials to be reused
+               seed:int=0,             # random seed (same seed, same result)
+               poll_s:float=5.,        # how often a waiting process looks at the others' trials
               ) -> dict:
-    "Every point of `grid` evaluated once, across every process sharing `storage`; `dict(best, best_value, curve, attrs)`, ties to the first point."
+    """Every point of `grid` evaluated once, across every process sharing `storage`; `dict(best, best_value, curve,
+    attrs)`, ties to the first point."""
     import optuna
     from optuna.trial import TrialState
     grid = {k: check_grid(k, v) for k, v in grid.items()}
@@ -146,7 +181,8 @@ def grid_sweep(grid:dict,                 # option -> values (the papers' grid)
     while len(_grid_ids(study, (TrialState.COMPLETE,))) < n:
         started = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE))
         waiting = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
-        if len(started) < n or waiting: study.optimize(f, n_trials=1)    # a free point (or a killed process's, re-queued)
+        if len(started) < n or waiting:
+            study.optimize(f, n_trials=1)    # a free point (or a killed process's, re-queued)
         else:                                                        # the others' points are running
             time.sleep(poll_s)
             with _quiet(): optuna.storages.fail_stale_trials(study)
@@ -163,4 +199,5 @@ def _choose(grid:dict, trials:dict) -> dict:
     ok = [c for c in curve if c['value'] is not None]
     if not ok: raise ValueError(f"every point of the grid {grid} gave a non-finite validation score")
     best = max(ok, key=lambda c: c['value'])
-    return dict(best=best['params'], best_value=best['value'], curve=curve, attrs=dict(trials[tuple(best['params'].values())].user_attrs))
+    return dict(best=best['params'], best_value=best['value'], curve=curve,
+                attrs=dict(trials[tuple(best['params'].values())].user_attrs))

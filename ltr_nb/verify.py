@@ -15,13 +15,16 @@ __all__ = ['GROUPS', 'path_of', 'folder_paths', 't_threshold', 'compare_group', 
 
 # %% ../nbs/09a_verify.ipynb #a43f318f
 def path_of(env:dict) -> dict:
-    "The parts of an environment record that decide floating-point results: the `fp` path, threads, device and numeric versions."
+    """The parts of an environment record that decide floating-point results: the `fp` path, threads, device and
+    numeric versions."""
     return dict(fp=env.get('fp'), threads=env.get('torch_threads'), device=env.get('device'),
                 **{k: env.get(k) for k in ('torch', 'numpy', 'python')})
 
+# %% ../nbs/09a_verify.ipynb #3a2c6791
 def folder_paths(folder) -> list[dict]:
     "The distinct floating-point paths that produced results folder `folder` (its job and every training run's record)."
-    folder = Path(folder); envs = [read_json(folder/'results.json', 'results record', keys=('env',))['env']]
+    folder = Path(folder)
+    envs = [read_json(folder/'results.json', 'results record', keys=('env',))['env']]
     envs += [read_json(f, 'run record').get('env', {}) for f in sorted(folder.glob('runs/*/record.json'))]
     out = []
     for p in map(path_of, envs):
@@ -31,13 +34,23 @@ def folder_paths(folder) -> list[dict]:
 # %% ../nbs/09a_verify.ipynb #b478ed93
 GROUPS = ('many', 'medium', 'few', 'all')
 
-def t_threshold(n:int, m:int, alpha:float=0.05) -> float:
-    "Student's t quantile for a two-sided test at family-wise level `alpha` over `m` comparisons of `n` seeds each (Bonferroni)."
+def t_threshold(n:int,             # seeds per group
+                m:int,             # number of comparisons
+                alpha:float=0.05,  # family-wise significance level
+               ) -> float:
+    """Student's t quantile for a two-sided test at family-wise level `alpha` over `m` comparisons of `n` seeds each
+    (Bonferroni)."""
     from scipy.stats import t
     return float(t.ppf(1 - alpha / (2 * max(m, 1)), 2 * n - 2)) if n > 1 else math.inf
 
-def compare_group(a:list, b:list, same_path:bool, k:float=2.0) -> str:
-    "Verdict for one group's per-seed numbers `a` (committed) and `b` (re-run): 'identical', 'within spread' (|Δ mean| ≤ k standard errors) or 'differs'."
+# %% ../nbs/09a_verify.ipynb #76ed045c
+def compare_group(a:list,          # the committed per-seed numbers
+                  b:list,          # the re-run's per-seed numbers
+                  same_path:bool,  # both runs computed on the same kind of machine and software
+                  k:float=2.0,     # standard errors for 'within spread'
+                 ) -> str:
+    """Verdict for one group's per-seed numbers `a` (committed) and `b` (re-run): 'identical', 'within spread' (|Δ
+    mean| ≤ k standard errors) or 'differs'."""
     if len(a) != len(b): return 'differs'
     if all(x == y for x, y in zip(a, b)): return 'identical'
     if same_path or len(a) < 2 or any(v is None for v in a + b): return 'differs'
@@ -47,16 +60,26 @@ def compare_group(a:list, b:list, same_path:bool, k:float=2.0) -> str:
 # %% ../nbs/09a_verify.ipynb #4e3994af
 _ORDER = ('identical', 'within spread', 'differs')
 
-def compare_runs(old:dict, new:dict, same_path:bool, k:float|None=None) -> dict:
-    "Per experiment of `new` (a results record's `runs`): the verdict of each group and of the row (its worst group); the threshold `t_threshold` over all groups."
+def compare_runs(old:dict,           # the committed `runs`
+                 new:dict,           # the re-run's `runs`
+                 same_path:bool,     # both runs computed on the same kind of machine and software
+                 k:float|None=None,  # standard errors for 'within spread' (default: a t quantile, `t_threshold`)
+                ) -> dict:
+    """Per experiment of `new` (a results record's `runs`): the verdict of each group and of the row (its worst group);
+    the threshold `t_threshold` over all groups."""
     rows = {}
     if k is None: k = t_threshold(max([len(v) for v in new.values()] or [1]), len(GROUPS) * len(new))
     for name, rs in new.items():
-        if name not in old: rows[name] = dict(verdict='differs', why='not in the committed folder'); continue
+        if name not in old:
+            rows[name] = dict(verdict='differs', why='not in the committed folder')
+            continue
         ra, rb = sorted(old[name], key=lambda r: r['seed']), sorted(rs, key=lambda r: r['seed'])
         if [r['seed'] for r in ra] != [r['seed'] for r in rb] or [r['status'] for r in ra] != [r['status'] for r in rb]:
-            rows[name] = dict(verdict='differs', why='other seeds or another status (diverged)'); continue
-        if any(r['status'] != 'done' for r in ra): rows[name] = dict(verdict='identical', why='diverged in both'); continue
+            rows[name] = dict(verdict='differs', why='other seeds or another status (diverged)')
+            continue
+        if any(r['status'] != 'done' for r in ra):
+            rows[name] = dict(verdict='identical', why='diverged in both')
+            continue
         g = {q: compare_group([r['test'][q] for r in ra], [r['test'][q] for r in rb], same_path, k) for q in GROUPS
              if ra[0]['test'][q] is not None or rb[0]['test'][q] is not None}
         mean = lambda rr, q: None if rr[0]['test'][q] is None else float(np.mean([r['test'][q] for r in rr]))
@@ -65,35 +88,55 @@ def compare_runs(old:dict, new:dict, same_path:bool, k:float|None=None) -> dict:
     return rows
 
 # %% ../nbs/09a_verify.ipynb #f042fd2e
-def verify_folder(folder, only:list|None=None, device:str|None=None, data_root=None, keep=None, weights:bool=False) -> dict:
-    "Re-run the command that produced results folder `folder` into a temporary folder (or `keep`) and compare row by row; `dict(rows, same_path, ok)`. `weights`: start from the folder's trained weights (only heads, adjustments and evaluation are re-computed)."
-    from ltr_nb.cli import command_parser, suite_kwargs
-    from ltr_nb.runner import run_suite       # (the runner's command line, read as the recorded command says)
-    folder = Path(folder)
-    if not folder.is_dir() or read_manifest(folder) is None:
-        raise ValueError(f"verify={str(folder)!r} is not a results folder ltr_nb wrote (no manifest.json with its format)")
-    rec = read_json(folder/'results.json', 'results record', keys=('command', 'runs', 'env'))
+def _rerun_kwargs(folder:Path, rec:dict, only:list|None) -> dict:
+    "`run_suite`'s arguments as the recorded command gave them, with `only` checked against the folder's rows."
+    from ltr_nb.cli import command_parser, suite_kwargs   # (the runner's command line, read as the recorded command says)
     argv = shlex.split(rec['command'] or '')[1:]
-    if not argv and rec['command'] != 'ltr_nb': raise StateError(f"{str(folder/'results.json')!r} records no command to re-run")
-    a = command_parser().parse_args(argv); kw = suite_kwargs(a)
+    if not argv and rec['command'] != 'ltr_nb':
+        raise StateError(f"{str(folder/'results.json')!r} records no command to re-run")
+    kw = suite_kwargs(command_parser().parse_args(argv))
     if only is not None:
         missing = [n for n in only if n not in rec['runs']]
-        if missing: raise ValueError(f"only={','.join(only)!r}: {missing} are not in {str(folder)!r}; it holds {list(rec['runs'])}")
+        if missing:
+            raise ValueError(f"only={','.join(only)!r}: {missing} are not in {str(folder)!r}; it holds "
+                             f"{list(rec['runs'])}")
         kw['only'] = only
-    if device is not None: kw['device'] = device
-    if data_root is not None: kw['data_root'] = data_root
-    paths = folder_paths(folder); here = path_of(env_info())
+    return kw
+
+# %% ../nbs/09a_verify.ipynb #35b2dfa8
+def verify_folder(folder,                # a results folder written by `ltr_nb`
+                  only:list|None=None,   # rows to re-run (default: all)
+                  device:str|None=None,  # where to re-run (default: cpu)
+                  data_root=None,        # folder holding the datasets (default: `$LTR_NB_DATA`)
+                  keep=None,             # keep the re-run here (default: a temporary folder)
+                  weights:bool=False,    # start from the folder's trained weights
+                 ) -> dict:
+    """Re-run the command that produced results folder `folder` into a temporary folder (or `keep`) and compare row by
+    row; `dict(rows, same_path, ok)`. `weights`: start from the folder's trained weights (only heads, adjustments
+    and evaluation are re-computed)."""
+    from ltr_nb.runner import run_suite
+    folder = Path(folder)
+    if not folder.is_dir() or read_manifest(folder) is None:
+        raise ValueError(f"verify={str(folder)!r} is not a results folder ltr_nb wrote (no manifest.json with its "
+                         "format)")
+    rec = read_json(folder/'results.json', 'results record', keys=('command', 'runs', 'env'))
+    kw = _rerun_kwargs(folder, rec, only)
+    kw.update({k: v for k, v in dict(device=device, data_root=data_root).items() if v is not None})
+    paths = folder_paths(folder)
+    here = path_of(env_info())
     same = all(p == here for p in paths)
     with tempfile.TemporaryDirectory(prefix='ltr_nb-verify-') as tmp:
         out = Path(keep) if keep is not None else Path(tmp)/'rerun'
         kw.update(out=str(out), fresh=False, dry_run=False)
         if weights:      # the trained runs (found again by their keys) and the manifest that says they are ltr_nb's
-            shutil.copytree(folder/'runs', out/'runs', ignore=shutil.ignore_patterns('ckpt.pth*')); shutil.copy(folder/'manifest.json', out)
+            shutil.copytree(folder/'runs', out/'runs', ignore=shutil.ignore_patterns('ckpt.pth*'))
+            shutil.copy(folder/'manifest.json', out)
         r = run_suite(**kw, command=rec['command'], plots=False)
         new = read_json(out/'results.json', 'results record', keys=('runs',))['runs']
     k = t_threshold(max([len(x) for x in new.values()] or [1]), len(GROUPS) * len(new))
     rows = compare_runs(rec['runs'], new, same, k)
-    return dict(rows=rows, same_path=same, weights=weights, k=k, paths=paths, here=here, ok=all(v['verdict'] != 'differs' for v in rows.values()))
+    return dict(rows=rows, same_path=same, weights=weights, k=k, paths=paths, here=here,
+                ok=all(v['verdict'] != 'differs' for v in rows.values()))
 
 # %% ../nbs/09a_verify.ipynb #0bf5bd07
 def verify_report(v:dict) -> str:
@@ -101,7 +144,8 @@ def verify_report(v:dict) -> str:
     how = ('this machine\'s floating-point path: only identical numbers pass' if v['same_path'] else
            f"made on another floating-point path ({len(v['paths'])} recorded): a difference of means within {v['k']:.1f} standard errors passes (t test, family-wise 5 %)")
     if v.get('weights'): how = "on the folder's trained weights (heads, adjustments and evaluation re-computed); " + how
-    lines = [f"verify: {how}", '', '| experiment | Many | Medium | Few | All | verdict |', '|---|---:|---:|---:|---:|---|']
+    lines = [f"verify: {how}", '', '| experiment | Many | Medium | Few | All | verdict |',
+             '|---|---:|---:|---:|---:|---|']
     for n, r in v['rows'].items():
         cell = lambda k: (f"{100 * r['old'][k]:.1f} → {100 * r['new'][k]:.1f}" if k in r.get('old', {}) and r['old'][k] is not None else '–')
         lines.append(f"| {n} | " + ' | '.join(cell(k) for k in GROUPS) + f" | {r['verdict']}" + (f" ({r['why']})" if 'why' in r else '') + ' |')

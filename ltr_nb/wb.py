@@ -24,11 +24,15 @@ __all__ = ['cb_weights', 'CBLoss', 'maxnorm_', 'maxnorm_radius', 'MaxNorm', 'L2N
            'tune_radius', 'weight_balancing']
 
 # %% ../nbs/06b_wb.ipynb #88b1b474
-def cb_weights(cls_counts, beta:float=0.9999) -> torch.Tensor:
+def cb_weights(cls_counts,         # training images per class
+               beta:float=0.9999,  # β of the effective number
+              ) -> torch.Tensor:
     "Effective-number class weights $w_c \\propto (1-\\beta)/(1-\\beta^{n_c})$, summing to the number of classes."
     if not 0 <= beta < 1: raise ValueError(f"beta={beta} must be in [0, 1) (0: unweighted, →1: inverse frequency)")
     n = as_array(cls_counts, dtype=np.float64)
-    if (n <= 0).any(): raise ValueError(f"cls_counts has a class with zero training samples (index {int(np.argmin(n))}); class-balanced weights need n_c >= 1")
+    if (n <= 0).any():
+        raise ValueError(f"cls_counts has a class with zero training samples (index {int(np.argmin(n))}); "
+                         "class-balanced weights need n_c >= 1")
     w = (1 - beta) / (1 - beta ** n)
     return torch.tensor(w / w.sum() * len(n), dtype=torch.float32)
 
@@ -37,31 +41,40 @@ class CBLoss(nn.Module):
     "Class-balanced loss: 'ce' (weighted cross-entropy), 'bce_softmax' (the reference code) or 'focal' (gamma)."
     def __init__(self, cls_counts, beta:float=0.9999, kind:str='ce', gamma:float=1.0):
         super().__init__()
-        if kind not in ('ce', 'bce_softmax', 'focal'): raise ValueError(f"kind={kind!r} is not valid; choose 'ce', 'bce_softmax' or 'focal'")
-        self.register_buffer('w', cb_weights(cls_counts, beta)); self.kind, self.gamma = kind, gamma
+        if kind not in ('ce', 'bce_softmax', 'focal'):
+            raise ValueError(f"kind={kind!r} is not valid; choose 'ce', 'bce_softmax' or 'focal'")
+        self.register_buffer('w', cb_weights(cls_counts, beta))
+        self.kind, self.gamma = kind, gamma
     def forward(self, logits, y):
         w = self.w.to(logits.device)
         if self.kind == 'ce': return F.cross_entropy(logits, y, weight=w)
         if self.kind == 'bce_softmax':
-            p = logits.softmax(-1); onehot = F.one_hot(y, logits.shape[-1]).float()
+            p = logits.softmax(-1)
+            onehot = F.one_hot(y, logits.shape[-1]).float()
             return F.binary_cross_entropy(p, onehot, weight=w[y][:, None].expand_as(p))
         logp = F.log_softmax(logits, -1).gather(1, y[:, None])[:, 0]
         return (-w[y] * (1 - logp.exp()) ** self.gamma * logp).mean()
 
 # %% ../nbs/06b_wb.ipynb #bbde56ab
 @torch.no_grad()
-def maxnorm_(weight:torch.Tensor, radius:float) -> int:
+def maxnorm_(weight:torch.Tensor,  # rows to project [K, D]
+             radius:float,         # the ball's radius
+            ) -> int:
     "Project each row of `weight` onto the ball of `radius` in place; returns how many rows were scaled."
     norms = weight.norm(dim=1)
     over = norms > radius
     weight[over] *= (radius / norms[over])[:, None]
     return int(over.sum())
 
+# %% ../nbs/06b_wb.ipynb #7503efa0
 def _classifier(model):
     "The classifier `nn.Linear` of any model, or the layer itself."
     return model if isinstance(model, nn.Linear) else get_classifier(model, linear=True)
 
-def maxnorm_radius(model, r:float=0.1) -> float:
+# %% ../nbs/06b_wb.ipynb #1f36130a
+def maxnorm_radius(model,        # a model with a linear classifier: module, `ClassifierView` or `Learner`
+                   r:float=0.1,  # relative radius in [0, 1]: min + r (max - min) of the row norms
+                  ) -> float:
     "Relative radius from the current row norms of the classifier (or of a layer): min + r * (max - min)."
     m = model if hasattr(model, 'weight') else _classifier(model)
     nrm = m.weight.detach().flatten(1).norm(dim=1)
@@ -98,20 +111,33 @@ class L2NormLinear(nn.Linear):
 # %% ../nbs/06b_wb.ipynb #4b8750ae
 @dataclass
 class WBConfig(HeadConfig):
-    "Stage 2 of weight balancing: a head recipe (`HeadConfig`, with stage 2's defaults) that fine-tunes the trained classifier with a class-balanced loss, weight decay and MaxNorm."
-    lr:float = 0.01; bs:int = 64; wd:float = 0.1
+    """Stage 2 of weight balancing: a head recipe (`HeadConfig`, with stage 2's defaults) that fine-tunes the trained
+    classifier with a class-balanced loss, weight decay and MaxNorm."""
+    lr:float = 0.01
+    bs:int = 64
+    wd:float = 0.1
     sampler:str|float = 'ib'   # instance-balanced batches: the class balance is in the loss
     loss:str = 'cb'            # 'cb' (class-balanced) or 'ce'
     cb_kind:str = 'ce'         # class-balanced loss: 'ce' (weighted CE), 'bce_softmax' (reference), 'focal'
     beta:float = 0.9999
-    maxnorm:bool = True; radius:float|None = None; r:float = 0.1; per:str = 'step'
+    maxnorm:bool = True
+    radius:float|None = None
+    r:float = 0.1
+    per:str = 'step'
     def __post_init__(self):
         super().__post_init__()
         if self.loss not in ('cb', 'ce'): raise ValueError(f"loss={self.loss!r} is not valid; choose 'cb' or 'ce'")
         if self.radius is not None and self.radius < 0: raise ValueError(f"radius={self.radius} must be >= 0")
 
-def wb_stage2(model, data=None, cfg:WBConfig|None=None, feats:Features|None=None, device=None):
-    "Stage 2: a copy of `model` (any model or `Learner`) whose classifier is fine-tuned with the (class-balanced) loss, weight decay and MaxNorm."
+# %% ../nbs/06b_wb.ipynb #e1dd5021
+def wb_stage2(model,                     # the stage-1 model: module, view or `Learner`
+              data=None,                 # its data (default: a `Learner`'s own)
+              cfg:WBConfig|None=None,    # stage 2 (default `WBConfig()`)
+              feats:Features|None=None,  # cached `Features` (cached mode) or None (live)
+              device=None,               # where it trains (default: the model's device)
+             ):
+    """Stage 2: a copy of `model` (any model or `Learner`) whose classifier is fine-tuned with the (class-balanced)
+    loss, weight decay and MaxNorm."""
     cfg = cfg or WBConfig()
     fc, feats, data, counts = head_inputs('wb_stage2', model, data, feats, cfg, device)
     fc = copy.deepcopy(fc)
@@ -120,8 +146,13 @@ def wb_stage2(model, data=None, cfg:WBConfig|None=None, feats:Features|None=None
     return with_head(model, fit_head(fc, model, data, feats, cfg, device, loss_func=loss, cbs=cbs))
 
 # %% ../nbs/06b_wb.ipynb #33ced157
-def tune_wd(data:LTData, cfg:TrainConfig, wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2), device=None) -> dict:
-    "Stage 1 for each weight decay in `wds`; returns the runs and the wd with the best validation mean per-class accuracy."
+def tune_wd(data:LTData,                         # the dataset (WD chosen on its validation split)
+            cfg:TrainConfig,                     # stage 1's recipe (its `wd` is replaced)
+            wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2),  # the weight-decay grid
+            device=None,                         # where it trains (default: the GPU if any)
+           ) -> dict:
+    """Stage 1 for each weight decay in `wds`; returns the runs and the wd with the best validation mean per-class
+    accuracy."""
     if any(w < 0 for w in wds): raise ValueError(f"wds={wds} must all be >= 0")
     runs = {}
     for wd in wds:
@@ -130,8 +161,16 @@ def tune_wd(data:LTData, cfg:TrainConfig, wds=(5e-4, 1e-3, 2e-3, 5e-3, 1e-2), de
     best = max(runs, key=lambda w: runs[w]['result']['valid']['mean_cls'])
     return dict(runs=runs, best_wd=best, val={w: r['result']['valid']['mean_cls'] for w, r in runs.items()})
 
-def tune_radius(model, data=None, cfg:WBConfig|None=None, rs=(0.1, 0.0, 0.2, 0.5, 1.0), feats=None, device=None) -> dict:
-    "Stage 2 for each relative MaxNorm radius `r`; returns the models and the r with the best validation mean per-class accuracy (ties: the first in `rs`)."
+# %% ../nbs/06b_wb.ipynb #4224f6aa
+def tune_radius(model,                         # the stage-1 model: module, view or `Learner`
+                data=None,                     # its data (default: a `Learner`'s own)
+                cfg:WBConfig|None=None,        # stage 2 (default `WBConfig()`)
+                rs=(0.1, 0.0, 0.2, 0.5, 1.0),  # the relative-radius grid
+                feats=None,                    # cached `Features` or None
+                device=None,                   # where it trains (default: the model's device)
+               ) -> dict:
+    """Stage 2 for each relative MaxNorm radius `r`; returns the models and the r with the best validation mean
+    per-class accuracy (ties: the first in `rs`)."""
     cfg = cfg or WBConfig()
     data, feats = inputs_of(model, data, feats)
     feats = features_for('tune_radius', model, data, feats, device)
@@ -140,12 +179,20 @@ def tune_radius(model, data=None, cfg:WBConfig|None=None, rs=(0.1, 0.0, 0.2, 0.5
     return dict(models=models, best_r=max(val, key=val.get), val=val)
 
 # %% ../nbs/06b_wb.ipynb #126b350e
-def weight_balancing(data:LTData, stage1:TrainConfig, stage2:WBConfig|None=None, many:int=100, few:int=20, device=None, cbs=None) -> dict:
-    "Both stages: joint training with `stage1` (its wd tuned beforehand; `cbs` join it), then `wb_stage2`; test/valid reports of both."
+def weight_balancing(data:LTData,                 # the LT dataset
+                     stage1:TrainConfig,           # stage 1's recipe (its `wd` tuned beforehand: `tune_wd`)
+                     stage2:WBConfig|None=None,    # stage 2 (default `WBConfig()`)
+                     device=None,                  # where both stages train (default: the GPU if any)
+                     cbs=None,                     # more callbacks for stage 1
+                    ) -> dict:
+    """Both stages: joint training with `stage1` (its wd tuned beforehand; `cbs` join it), then `wb_stage2`; test/valid
+    reports of both."""
     learn, res1 = train_joint(data, stage1, quiet=True, device=device, cbs=cbs)
     m1 = learn.model.eval()                                      # where it trained (heads and stage 2 stay on that device)
-    feats = cache_features(m1, data, norm=learn.dls.train.norm, device=device)  # stage 2 in live mode ignores them; the reports use them
+    feats = cache_features(m1, data, norm=learn.dls.train.norm,
+                           device=device)  # stage 2 in live mode ignores them; the reports use them
     m2 = wb_stage2(m1, data, stage2, feats=feats, device=device)
     return dict(stage1=m1, model=m2, feats=feats, stage1_result=res1,
-                test=feats_report(m2, feats, 'test', many, few), valid=feats_report(m2, feats, 'valid', many, few),
+                test=feats_report(m2, feats, 'test', stage1.groups),
+                valid=feats_report(m2, feats, 'valid', stage1.groups),
                 wnorm_hist=learn.wnorm_hist + [get_classifier(m2).weight.detach().norm(dim=1).cpu().numpy()])

@@ -32,7 +32,7 @@ import torch
 import ltr_nb  # noqa: F401  (torchvision guard)
 from fastai.torch_core import set_seed
 from ltr_nb.core import env_info
-from ltr_nb.data import lt_dataset
+from ltr_nb.data import lt_dataset, Groups
 from ltr_nb.train import recipe, lt_learner, fit_lt, evaluate, default_model, TrainedEpochCallback, BestValid
 from ltr_nb.models import get_classifier, DEFAULT_ARCH
 from ltr_nb.heads import decoupled_heads
@@ -45,6 +45,7 @@ from ltr_nb.core import load_state
 from ltr_nb.analysis import AnalysisRecorder, fdr, cone_stats, cone_by_stage, nc_measures, stratified_subset
 
 ROOT = Path(__file__).resolve().parent.parent
+GROUPS = Groups(1000, 200)      # Fashion-MNIST-LT IF 100: Many > 1000 / Few < 200 images
 RUNS = {'ce': dict(wd=5e-4), 'wd': dict(wd=5e-3), 'onestage': dict(wd=0.0, wd_loss=5e-3, fr=0.01)}
 WEIGHTS = {'last': 'final.pth', 'best': 'best.pth'}     # last epoch: the runner's rule, used by every table of the project
 STAGE2_GRID = dict(wd2=[0, 1e-4, 1e-3, 1e-2, 0.1], r=[0, 0.1, 0.2, 0.5, 1.0])   # the fmnist-lt suite's wb-paper grid
@@ -88,7 +89,7 @@ def model_for(run, data, seed):
 
 
 def cfg_for(run, data, seed, epochs):
-    return recipe(data.name, epochs=epochs, seed=seed, wd=RUNS[run]['wd'], sampler='ib', many=1000, few=200)
+    return recipe(data.name, epochs=epochs, seed=seed, wd=RUNS[run]['wd'], sampler='ib', many=GROUPS.many, few=GROUPS.few)
 
 
 def learner_for(run, data, seed, epochs, d):
@@ -127,8 +128,8 @@ def la_rows(name, m, f, kinds=('mult',)):
     "Post-hoc logit adjustment of model `m` on cached features `f`, τ chosen on validation (mean per-class accuracy)."
     out = {}
     for kind in kinds:
-        t = tune_la(m, feats=f, kind=kind, taus=LA_TAUS, many=1000, few=200)
-        out[f'{name} + post-hoc LA ({kind})'] = dict(test=feats_report(t['model'], f, 'test', 1000, 200), tau=t['tau'],
+        t = tune_la(m, feats=f, kind=kind, taus=LA_TAUS, groups=GROUPS)
+        out[f'{name} + post-hoc LA ({kind})'] = dict(test=feats_report(t['model'], f, 'test', GROUPS), tau=t['tau'],
                                                      sweep=dict(taus=t['sweep']['taus'], valid_mean_cls=[r['mean_cls'] for r in t['sweep']['reports']]))
     return out
 
@@ -164,18 +165,18 @@ def post(seed, out, data, select='last'):
         m.load_state_dict(load_state(out / 'runs' / f'{r}-s{seed}' / 'models' / WEIGHTS[select], f'{select}-epoch weights')); models[r] = m.eval()
         feats[r] = cache_features(m, data)
     counts = data.cls_counts; rows = {}
-    rows['CE (WD 5e-4)'] = dict(test=feats_report(models['ce'], feats['ce'], 'test', 1000, 200))
-    hd = decoupled_heads(models['ce'], data, many=1000, few=200)
+    rows['CE (WD 5e-4)'] = dict(test=feats_report(models['ce'], feats['ce'], 'test', GROUPS))
+    hd = decoupled_heads(models['ce'], data, groups=GROUPS)
     for k, v in hd.items(): rows[f"CE + {dict(ncm='NCM', crt='cRT', tau_norm='τ-norm', lws='LWS')[k]}"] = dict(test=v['test'], **({'tau': v['tau']} if 'tau' in v else {}))
     rows.update(la_rows('CE', models['ce'], feats['ce'], ('add', 'mult')))
-    rows['WD 5e-3 (stage 1)'] = dict(test=feats_report(models['wd'], feats['wd'], 'test', 1000, 200))
+    rows['WD 5e-3 (stage 1)'] = dict(test=feats_report(models['wd'], feats['wd'], 'test', GROUPS))
     rows.update(la_rows('WD 5e-3', models['wd'], feats['wd'], ('add', 'mult')))
     wb = wb_stage2(models['wd'], data, WBConfig(seed=seed), feats=feats['wd'])
-    rows['WB (WD 5e-3 + stage 2, defaults)'] = dict(test=feats_report(wb, feats['wd'], 'test', 1000, 200))
-    ctx = RowContext(seed=seed, device='cpu', many=1000, few=200)     # stage 2's WD and radius chosen on validation, the method's own post
+    rows['WB (WD 5e-3 + stage 2, defaults)'] = dict(test=feats_report(wb, feats['wd'], 'test', GROUPS))
+    ctx = RowContext(seed=seed, device='cpu', groups=GROUPS)     # stage 2's WD and radius chosen on validation, the method's own post
     tw = METHODS['wb'].post(models['wd'], data, dict(wd=5e-3, **STAGE2_GRID), ctx)
     rows['WB (WD 5e-3 + stage 2 tuned)'] = dict(test=tw['test'], stage2=tw['tuned']['best'], curve=tw['tuned']['curve'])
-    rows['one-stage (WD + FR + ETF)'] = dict(test=feats_report(models['onestage'], feats['onestage'], 'test', 1000, 200))
+    rows['one-stage (WD + FR + ETF)'] = dict(test=feats_report(models['onestage'], feats['onestage'], 'test', GROUPS))
     rows.update(la_rows('one-stage', models['onestage'], feats['onestage'], ('mult',)))
     # stage 2 read as a logit adjustment: the log-ratio of WB's row norms to stage 1's against log π (slope -τ, multiplicative LA)
     # MaxNorm caps rows at its radius and can force a straight line; so the fit is also made on the rows inside the radius,

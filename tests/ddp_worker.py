@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 from fastai.callback.core import Callback
 from ltr_nb.core import rank_world, all_sum
-from ltr_nb.data import lt_dataset
+from ltr_nb.data import lt_dataset, Groups
 from ltr_nb.train import TrainConfig, lt_learner, fit_lt
 from ltr_nb.wb import MaxNorm
 from ltr_nb.metrics import LTAccuracy, lt_report
@@ -75,13 +75,13 @@ if a.what in ('train', 'resume'):
 else:   # report: the same fixed predictions scored by the metric under `world` processes
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(len(dig.y_test), dig.n_cls, generator=g); y = dig.y_test
-    m = LTAccuracy(dig.cls_counts, 'few', 60, 20)
+    m = LTAccuracy(dig.cls_counts, 'few', Groups(60, 20))
     from types import SimpleNamespace
     from ltr_nb.sampling import rank_plan, eval_bs
     for s, e, lo, hi in rank_plan(len(y), eval_bs(len(y), 64, world), rank, world):
         m.accumulate(SimpleNamespace(pred=logits[lo:hi], yb=(y[lo:hi],)))
     c, t = m.counts()
-    rep = dict(per_class=m.per_class.tolist(), few=m.value, n=int(t.sum()), ref=lt_report(logits, y, dig.cls_counts, 60, 20))
+    rep = dict(per_class=m.per_class.tolist(), few=m.value, n=int(t.sum()), ref=lt_report(logits, y, dig.cls_counts, Groups(60, 20)))
     (out / f'report{rank}.json').write_text(json.dumps(rep))
 
 finish_distributed()
