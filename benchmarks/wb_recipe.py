@@ -85,12 +85,12 @@ def main(argv=None):
              f"| stage 1 ({a.epochs} epochs, incl. per-epoch validation) | {t_stage1:.1f} |",
              f"| stage 1 evaluation, stage 2 ({a.stage2_epochs} epochs), reports | {total - log.ends[-1]:.1f} |", f"| **total** | **{total:.1f}** |", '',
              'Test top-1 (%; a group without classes shows –):', '',
-             results_table({f"stage 1 (wd {a.wd:g})": r['stage1_result']['test'], 'WB (stage 2)': r['test']}, data.cls_counts)]
+             results_table({f"stage 1 (wd {a.wd:g})": r['trained']['test'], 'WB (stage 2)': r['test']}, data.cls_counts)]
     table = '\n'.join(lines)
     if not a.smoke:
         out = Path(a.out); out.mkdir(parents=True, exist_ok=True); d = 'cuda' if dev.startswith('cuda') else 'cpu'
         rec = dict(env=env, seconds=dict(data=t_data, stage1=t_stage1, total=total), epoch_ends_s=log.ends, stage1_config=cfg.__dict__,
-                   stage2_config=stage2.__dict__, stage1_test=r['stage1_result']['test'], test=r['test'], valid=r['valid'])
+                   stage2_config=stage2.__dict__, stage1_test=r['trained']['test'], test=r['test'], valid=r['valid'])
         (out / f'wb-recipe-{d}.json').write_text(json.dumps(rec, indent=1, default=float))
         (out / f'wb-recipe-{d}.md').write_text(table + '\n')
     print('\n' + table)

@@ -8,11 +8,11 @@ import numpy as np
 from .core import as_array
 import torch
 from torch.utils.data import DataLoader as TorchDL, Dataset, Subset, TensorDataset
-from fastai.data.core import DataLoaders, TfmdDL, Datasets
+from fastai.data.core import DataLoaders, Datasets
 from fastai.data.load import DataLoader as FastDL
 from fastai.learner import Learner
 from .data import LTData
-from .sampling import ClassSampler, sampler_for, rank_plan, eval_bs
+from .sampling import sampler_for, rank_plan, eval_bs
 from .loaders import DeviceLoader, Normalize, lt_dls
 
 # %% auto #0

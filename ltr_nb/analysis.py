@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 from .core import as_array
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .models import unwrap, get_classifier

@@ -6,13 +6,12 @@
 from __future__ import annotations
 import argparse, contextlib, json, shlex, signal, sys, threading
 from dataclasses import fields
-from fastcore.docments import docments
 from .data import DATASETS
 from .listfile import LIST_RECIPES
 from .models import ARCHS
 from .distributed import finish_distributed, exit_together
 from .methods import METHODS
-from .experiments import Experiment, SUITES_DIR, suite_names
+from .experiments import Experiment, SUITES_DIR, suite_names, experiment_help
 from .runner import run_suite
 
 # %% auto #0
@@ -20,12 +19,11 @@ __all__ = ['command_parser', 'suite_kwargs', 'main']
 
 # %% ../nbs/09c_cli.ipynb #3118047c
 _CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
-_DOC = docments(Experiment)     # the help of every field, written once: the comments of `Experiment`
 _CHOICES = dict(dataset=f"DATASETS: {', '.join(DATASETS)}; LIST_RECIPES: {', '.join(LIST_RECIPES)} (in "
                         "DATA_ROOT/<name>)",
                 arch=f"{', '.join(ARCHS)}")
 
-def _help(name:str) -> str: return _DOC[name] + (f" — {_CHOICES[name]}" if name in _CHOICES else '')
+def _help(name:str) -> str: return experiment_help()[name] + (f" — {_CHOICES[name]}" if name in _CHOICES else '')
 
 # %% ../nbs/09c_cli.ipynb #47a912c1
 def command_parser() -> argparse.ArgumentParser:

@@ -438,11 +438,11 @@ DEFAULT_VAL = {'digits': 10, 'synthetic': 10}
 
 # %% ../nbs/01_data.ipynb #692706c7
 def lt_dataset(name:str='digits',           # one of `DATASETS`
-               imb_factor:float|None=None,  # IF; default 10 for digits/synthetic, 100 otherwise
-               profile:str='exp',           # 'exp' or 'step'
-               n_max:int|None=None,         # default: the smallest class of the pool after the val split
-               val_per_class:int|None=None, # default 10 for digits/synthetic, 20 otherwise
-               select:str='first',          # 'first' in file order (the references) or 'random'
+               imb_factor:float|None=None,  # IF = n_max / n_min (default: 10 for digits/synthetic, 100 otherwise)
+               profile:str='exp',           # class-count profile: 'exp' or 'step'
+               n_max:int|None=None,         # largest class (default: the smallest class of the pool after the val split)
+               val_per_class:int|None=None, # validation images per class, held out (default 10 for digits/synthetic, else 20)
+               select:str='first',          # LT subset: 'first' images per class in file order (the references) or 'random'
                seed:int=0,                  # seed for random selection
                root=None,                   # data root; default `$LTR_NB_DATA`
                download:bool=False,         # download through torchvision (online only)

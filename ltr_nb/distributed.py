@@ -5,14 +5,14 @@
 # %% ../nbs/06c_distributed.ipynb #3e09da00
 from __future__ import annotations
 import os, sys, datetime
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 import torch
 import torch.nn as nn
 import torch.distributed as dist
 
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
-from .core import rank_world, all_sum, is_main, comm_device
+from .core import rank_world, comm_device
 from .adapters import rank_dl
 from fastai.distributed import DistributedTrainer, DistributedDL
 

@@ -5,51 +5,74 @@
 # %% ../nbs/08d_experiments.ipynb #d00e07b4
 from __future__ import annotations
 import json, math
-from dataclasses import dataclass, field, fields, replace
+import inspect
+from dataclasses import dataclass, field, fields, replace, make_dataclass, is_dataclass
+from fastcore.docments import docments
 from pathlib import Path
 import ltr_nb
-from .data import DATASETS, Groups
+from .data import DATASETS, Groups, lt_dataset
 from .listfile import LIST_RECIPES
 from .models import ARCHS
-from .train import recipe, TrainConfig
+from .train import recipe, TrainConfig, RECIPES
 from .methods import METHODS, type_ok, check_types
 
 # %% auto #0
-__all__ = ['SUITES_DIR', 'FIELDS', 'Experiment', 'is_list_dataset', 'check_experiment', 'train_grid', 'at_point', 'data_spec',
-           'train_config', 'suite_names', 'load_suite']
+__all__ = ['DATA_FIELDS', 'TRAIN_FIELDS', 'RECIPE_FIELDS', 'RENAMED', 'Experiment', 'SUITES_DIR', 'FIELDS', 'ExperimentFields',
+           'field_specs', 'experiment_help', 'is_list_dataset', 'check_experiment', 'train_grid', 'at_point',
+           'data_spec', 'train_config', 'suite_names', 'load_suite']
 
-# %% ../nbs/08d_experiments.ipynb #08a9d43c
+# %% ../nbs/08d_experiments.ipynb #0fddca12
 @dataclass
-class Experiment:
-    """One row of a results table: a dataset and its LT recipe, a training recipe, one method with its options, and the
-    seeds."""
+class ExperimentFields:
+    "The fields only an experiment has; the others are `lt_dataset`'s (`DATA_FIELDS`) and `TrainConfig`'s (`TRAIN_FIELDS`)."
     name:str                         # short name: a folder name and what `--only` selects
     method:str                       # a key of `METHODS`
     label:str|None = None            # the table's row label (default: the method's label)
-    dataset:str = 'digits'           # one of `DATASETS`, a list-file benchmark of `LIST_RECIPES`, or 'list:<folder>'
-    imb_factor:float|None = None     # n_max / n_min (default: 10 for digits, 100 otherwise)
-    profile:str = 'exp'              # class-count profile: exp or step
-    n_max:int|None = None            # images of the largest class (default: all the pool allows)
-    val_per_class:int|None = None    # balanced validation images per class held out of training
-    select:str = 'first'             # LT subset: first images per class in file order, or random
-    arch:str|None = None             # model (default: per dataset)
-    epochs:int|None = None           # training epochs (default: the dataset's recipe)
-    lr:float|None = None             # peak learning rate (default: recipe)
-    bs:int|None = None               # batch size (default: recipe)
-    wd:float|None = None             # weight decay (default: recipe; a method may set its own)
-    wd_mode:str = 'coupled'          # coupled (L2, as the references) or decoupled (fastai)
-    schedule:str = 'cos'             # cos (to 0) or one_cycle
-    many:int = 100                   # Many: more than this many training images
-    few:int = 20                     # Few: fewer than this many
     size:int|None = None             # crop size of a list-file dataset (default: its recipe's, 224)
-    channels_last:bool = False       # channels_last memory format
-    bf16:bool = False                # bfloat16 autocast
-    compile:bool = False             # torch.compile the model
     seeds:list = field(default_factory=lambda: [0, 1, 2])  # one run per seed
     options:dict = field(default_factory=dict)             # the method's options (see `METHODS[method].defaults`)
     paper:dict|None = None           # the paper's numbers to print beside ours: {'All': 71.2, 'source': '...'}
-    @property
-    def groups(self) -> Groups: return Groups(self.many, self.few)
+
+# %% ../nbs/08d_experiments.ipynb #a0158545
+DATA_FIELDS = ('name', 'imb_factor', 'profile', 'n_max', 'val_per_class', 'select')     # of `lt_dataset`
+TRAIN_FIELDS = ('arch', 'epochs', 'lr', 'bs', 'wd', 'wd_mode', 'schedule', 'many', 'few', 'channels_last', 'bf16',
+                'compile')                                                           # of `TrainConfig`
+RECIPE_FIELDS = tuple(sorted({k for r in RECIPES.values() for k in r}))               # set per dataset: None by default
+RENAMED = {'name': 'dataset'}                                                        # `lt_dataset(name=...)`
+
+# %% ../nbs/08d_experiments.ipynb #6da01241
+def field_specs(src,                # a dataclass or a function
+                names:tuple,        # which of its fields or parameters
+                none_for:tuple=(),  # these default to None ("the dataset's recipe")
+                rename:dict={},     # new names for some of them
+               ) -> list:
+    "`(name, type, field)` for `make_dataclass`: each of `names` with the type and default it has in `src`."
+    if is_dataclass(src): have = {f.name: (f.type, f) for f in fields(src)}
+    else: have = {p.name: (p.annotation, field(default=p.default)) for p in inspect.signature(src).parameters.values()}
+    out = []
+    for n in names:
+        t, f = have[n]
+        if n in none_for: t, f = (t if 'None' in t else f"{t} | None"), field(default=None)
+        else: f = field(default=f.default, default_factory=f.default_factory)
+        out.append((rename.get(n, n), t, f))
+    return out
+
+# %% ../nbs/08d_experiments.ipynb #b281c391
+_OWN = field_specs(ExperimentFields, tuple(f.name for f in fields(ExperimentFields)))
+Experiment = make_dataclass('Experiment', _OWN[:3] + field_specs(lt_dataset, DATA_FIELDS, rename=RENAMED)
+                            + field_specs(TrainConfig, TRAIN_FIELDS, none_for=RECIPE_FIELDS) + _OWN[3:],
+                            namespace=dict(groups=property(lambda self: Groups(self.many, self.few), doc="`Groups`"),
+                                           __doc__="One row of a results table: a dataset and its LT recipe, a "
+                                                   "training recipe, one method with its options, and the seeds."))
+Experiment.__module__ = __name__        # (picklable, documented where it is defined)
+
+# %% ../nbs/08d_experiments.ipynb #c49415ce
+def experiment_help() -> dict:
+    "The help of every `Experiment` field: its docment where it is defined (+ the recipe's default where it is None)."
+    doc = lambda src, rename={}: {rename.get(k, k): v for k, v in docments(src).items() if k != 'return' and v}
+    h = {**doc(ExperimentFields), **doc(lt_dataset, RENAMED), **doc(TrainConfig)}
+    return {f.name: h[f.name] + (" (default: the dataset's recipe)" if f.name in RECIPE_FIELDS else '')
+            for f in fields(Experiment)}
 
 # %% ../nbs/08d_experiments.ipynb #c9bde256
 def is_list_dataset(dataset:str) -> bool:
@@ -151,8 +174,7 @@ def at_point(e:Experiment,  # an experiment whose options hold a grid
 # %% ../nbs/08d_experiments.ipynb #50d3ee73
 def data_spec(e:Experiment) -> dict:
     "What decides `e`'s data: the dataset and its long-tailed recipe."
-    d = dict(dataset=e.dataset, imb_factor=e.imb_factor, profile=e.profile, n_max=e.n_max,
-             val_per_class=e.val_per_class, select=e.select)
+    d = {RENAMED.get(k, k): getattr(e, RENAMED.get(k, k)) for k in DATA_FIELDS}
     return d if e.size is None else {**d, 'size': e.size}     # (no key when unset: earlier runs keep their keys)
 
 # %% ../nbs/08d_experiments.ipynb #0a29785a
@@ -164,10 +186,8 @@ def train_config(e:Experiment,  # the experiment (one row of a suite)
     m = METHODS[e.method]
     t = m.settings(m.first({**m.defaults,
                             **e.options}))      # a training grid: its first point (the runner sweeps the others)
-    return recipe(e.dataset, epochs=e.epochs, lr=e.lr, bs=e.bs, wd=t.get('wd', e.wd), wd_mode=e.wd_mode,
-                  schedule=e.schedule, arch=e.arch,
-                  many=e.many, few=e.few, channels_last=e.channels_last, bf16=e.bf16, compile=e.compile,
-                  sampler=t['sampler'], seed=seed)
+    fields_ = {**{k: getattr(e, k) for k in TRAIN_FIELDS}, 'wd': t.get('wd', e.wd)}   # the method may set its own wd
+    return recipe(e.dataset, **fields_, sampler=t['sampler'], seed=seed)
 
 # %% ../nbs/08d_experiments.ipynb #78652689
 SUITES_DIR = Path(ltr_nb.__file__).parent/'suites'

@@ -11,7 +11,7 @@ from fastcore.basics import store_attr, patch
 from fastai.data.core import DataLoaders
 from fastai.callback.core import Callback
 from .data import LTData
-from .sampling import ClassSampler, sampler_for, ProgressiveSampling, rank_plan
+from .sampling import ClassSampler, sampler_for, rank_plan
 from contextlib import contextmanager
 from .core import seed_everything, rank_world, pick_device
 

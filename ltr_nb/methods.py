@@ -17,7 +17,7 @@ from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 from .models import as_view, rewrap, get_classifier
 from .sampling import sampler_for
-from .train import TrainConfig, lt_learner, default_model
+from .train import TrainConfig, lt_learner, default_model, fit_lt, evaluate
 from .heads import decoupled_heads, HeadConfig, HEADS
 from .evaluate import cache_features, feats_report
 from .onestage import LA_KINDS, LA_TAUS, tune_la, onestage_learner, LogitAdjustedLoss
@@ -27,8 +27,9 @@ from .tuning import grid_search, check_grid
 # %% auto #0
 __all__ = ['TRAINERS', 'METHODS', 'type_ok', 'check_types', 'Options', 'JointOptions', 'HeadOptions', 'LAOptions', 'WBOptions',
            'OneStageOptions', 'OneStageLAOptions', 'RowContext', 'Method', 'register_trainer', 'joint_learner',
-           'register_method', 'WBCrtOptions', 'LALossOptions', 'la_loss_learner', 'FocalLoss', 'FocalOptions',
-           'focal_learner', 'NormedLinear', 'ldam_margins', 'LDAMLoss', 'DRW', 'LDAMOptions', 'ldam_learner']
+           'register_method', 'wb_post', 'WBCrtOptions', 'LALossOptions', 'la_loss_learner', 'FocalLoss',
+           'FocalOptions', 'focal_learner', 'NormedLinear', 'ldam_margins', 'LDAMLoss', 'DRW', 'LDAMOptions',
+           'ldam_learner', 'fit_method']
 
 # %% ../nbs/08c_methods.ipynb #27bd4ee3
 _TYPES = {'str': (str,), 'int': (int,), 'float': (int, float), 'bool': (bool,), 'list': (list,), 'dict': (dict,),
@@ -250,7 +251,7 @@ def _tune_stage2(model, data, f, o:dict, ctx, stage2:dict|None=None) -> dict|Non
     return grid_search(grid, score, ctx.seed)
 
 # %% ../nbs/08c_methods.ipynb #fbc7ae7d
-def _wb_post_with(**stage2):
+def wb_post(**stage2):
     """WB stage 2 on the stage-1 model (`stage2`: more `WBConfig` fields), its options tuned on validation where given
     as lists."""
     def post(model, data, o, ctx):
@@ -264,7 +265,7 @@ def _wb_post_with(**stage2):
         return dict(test=rep('test'), valid=rep('valid'), model=m2, **({'tuned': tuned} if tuned else {}))
     return post
 
-_wb_post = _wb_post_with()
+_wb_post = wb_post()
 
 _ = register_method('wb', Method('WB (CB + WD + MaxNorm)', WBOptions,
                                  settings=lambda o: dict(sampler='ib', wd=o['wd']), post=_wb_post,
@@ -275,7 +276,7 @@ _ = register_method('wb', Method('WB (CB + WD + MaxNorm)', WBOptions,
 # %% ../nbs/08c_methods.ipynb #0b19e81f
 _ = register_method('wb_ref', Method('WB, the reference code\'s stage 2 (BCE on softmax, MaxNorm per epoch)', WBOptions,
                                      settings=lambda o: dict(sampler='ib', wd=o['wd']),
-                                     post=_wb_post_with(cb_kind='bce_softmax', per='epoch'),
+                                     post=wb_post(cb_kind='bce_softmax', per='epoch'),
                                      about='weight balancing with the reference code\'s stage 2: class-balanced BCE '
                                            'on softmax probabilities, MaxNorm once per epoch'))
 
@@ -435,3 +436,33 @@ _ = register_method('ldam_drw', Method('LDAM-DRW', LDAMOptions, trainer='ldam',
                                        settings=lambda o: dict(sampler='ib', **o),
                                        about='label-distribution-aware margins on a cosine classifier, re-weighted '
                                              'from a late epoch (Cao et al.)'))
+
+# %% ../nbs/08c_methods.ipynb #4e58c0ed
+def fit_method(name:str,                # a key of `METHODS`
+               data,                    # the dataset (`LTData` or `ListData`)
+               cfg:TrainConfig,         # the training recipe (the method's settings replace its sampler and wd)
+               options:dict|None=None,  # the method's options (default: its defaults; single values, not grids)
+               device=None,             # where it trains (default: the GPU if any)
+               cbs=None,                # more callbacks for the training run
+               quiet:bool=True,         # no progress bar
+               ckpt:str|None=None,      # checkpoint name: save every epoch (None: no checkpoint)
+               resume:bool=False,       # continue from checkpoint `ckpt` if it exists
+               path='.',                # the learner's path (checkpoints in `path/models`)
+               post=None,               # post-processing instead of the method's own (same signature)
+              ) -> dict:
+    "Method `name` as a suite row runs it (its trainer, then its post-processing): `dict(learn, trained, model, test, valid, ...)`."
+    if name not in METHODS: raise ValueError(f"name={name!r} is not a method; choose one of {list(METHODS)}")
+    m = METHODS[name]
+    o = m.check(options or {})
+    if m.train_grid(o) or any(isinstance(v, list) for v in o.values()):
+        raise ValueError(f"options={options!r}: a grid (a list) is swept by the runner (`run_suite`); give single values")
+    s = m.settings(o)
+    cfg = replace(cfg, **{k: s[k] for k in ('sampler', 'wd') if k in s})
+    learn = TRAINERS[m.trainer](data, cfg, {k: v for k, v in s.items() if k not in ('sampler', 'wd')}, path=path,
+                                quiet=quiet, device=device, cbs=list(cbs or []))
+    learn = fit_lt(learn, resume=resume, ckpt=ckpt)
+    trained = dict(test=evaluate(learn, 'test'), valid=evaluate(learn, 'valid'))
+    post = post or m.post
+    if post is None: return dict(learn=learn, trained=trained, model=learn.model, **trained)
+    out = post(learn.model.eval(), data, o, RowContext(cfg.seed, str(learn.dls.device), cfg.groups))
+    return dict(learn=learn, trained=trained, **out)

@@ -8,7 +8,7 @@ import copy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fastcore.basics import store_attr, patch
+from fastcore.basics import patch
 from fastai.learner import Learner
 from .core import ensure_torchvision
 

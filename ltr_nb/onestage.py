@@ -12,13 +12,13 @@ import torch.nn.functional as F
 from fastai.callback.core import Callback
 from .models import as_view, get_classifier, rewrap, unwrap
 from .metrics import lt_report
-from dataclasses import asdict, replace
+from dataclasses import replace
 from fastai.torch_core import set_seed
-from .core import env_info, as_array
+from .core import as_array
 from .data import LTData, Groups
-from .evaluate import Features, features_for, predict_features, feats_report
+from .evaluate import Features, features_for, predict_features
 from .heads import with_head
-from .train import TrainConfig, default_model, lt_learner, fit_lt, evaluate
+from .train import TrainConfig, default_model, lt_learner
 
 # %% auto #0
 __all__ = ['LA_KINDS', 'LA_TAUS', 'simplex_etf', 'ETFLinear', 'with_etf', 'WeightDecayLoss', 'FeatureReg', 'class_priors',
@@ -240,29 +240,15 @@ def train_onestage(data:LTData,                # the dataset
                    wd:float=5e-3,              # weight decay as a loss term on every parameter but the ETF
                    fr:float=0.01,              # feature regularisation strength
                    la_kind:str='mult',         # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
-                   taus=None,                  # LA's τ grid (default `LA_TAUS`), chosen on validation
                    path='.',                   # the `Learner`'s path
                    quiet:bool=False,           # no progress bars or logs
                    device=None,                # where it trains (default: the GPU if any)
                    ckpt:str|None=None,         # checkpoint name: save every epoch (None: no checkpoint)
                    resume:bool=False,          # continue from checkpoint `ckpt` if it exists
                    cbs=None,                   # more fastai callbacks for the fit
-                  ) -> tuple:
-    """Train the one-stage method and adjust its logits post hoc: `(learn, result)` with test/valid reports before and
-    after LA, τ, config, environment."""
-    if la_kind not in LA_KINDS: raise ValueError(f"la_kind={la_kind!r} is not valid; choose one of {LA_KINDS}")
-    cfg = cfg or TrainConfig()
-    learn = fit_lt(onestage_learner(data, cfg, wd, fr, path=path, quiet=quiet, device=device, cbs=cbs), resume=resume,
-                   ckpt=ckpt)
-    m = learn.model.eval()
-    f = features_for('train_onestage', m, data, None,
-                     device)      # once: τ is tuned and the reports computed on the same features
-    la = tune_la(m, feats=f, kind=la_kind, taus=LA_TAUS if taus is None else taus, groups=cfg.groups)
-    res = dict(method='onestage', sampler=str(cfg.sampler), seed=cfg.seed, test=evaluate(learn, 'test'),
-               valid=evaluate(learn, 'valid'),
-               la=dict(kind=la_kind, tau=la['tau'], test=feats_report(la['model'], f, 'test', cfg.groups),
-                       valid=feats_report(la['model'], f, 'valid', cfg.groups)),
-               wnorm_hist=[w.tolist() for w in learn.wnorm_hist],
-               config=dict(asdict(learn.lt_run.cfg), **learn.lt_run.settings),
-               data=data.info, env=env_info(seed=cfg.seed))
-    return learn, res
+                  ) -> dict:
+    """The one-stage method with post-hoc logit adjustment, as the `onestage_la` method runs it (`fit_method`):
+    `dict(learn, trained, model, test, valid, tau)`, `trained` being the reports before LA."""
+    from ltr_nb.methods import fit_method      # (ltr_nb.methods builds on this module)
+    return fit_method('onestage_la', data, cfg or TrainConfig(), dict(wd=wd, fr=fr, kind=la_kind), device=device,
+                      cbs=cbs, quiet=quiet, ckpt=ckpt, resume=resume, path=path)

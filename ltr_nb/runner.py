@@ -4,26 +4,23 @@
 
 # %% ../nbs/09_runner.ipynb #81327aad
 from __future__ import annotations
-import contextlib, hashlib, json, math, os, sys, time, zipfile
+import contextlib, json, os, sys, time, zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
-import numpy as np
 import torch
-from fastprogress.fastprogress import progress_bar
-from .core import env_info, is_main, rank_world, all_sum, load_state, read_json, StateError, write_atomic
+from .core import env_info, is_main, rank_world, read_json, write_atomic
 from .folder import write_json, read_manifest, write_manifest, clear_results, FolderLock
 from .distributed import (
     launched, init_distributed, local_device, check_same, broadcast, one_process)
 from .data import lt_dataset, LTData
 from .listfile import ListData, list_dataset
 from .models import get_classifier
-from .train import fit_lt, evaluate, TrainedEpochCallback, TrainConfig, save_atomic
-from .methods import METHODS, TRAINERS, Method, RowContext, register_method
-from .experiments import Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS, train_grid, at_point
-from .tuning import open_storage, grid_points
-from .runs import (
-    spec_key, comparable, finite_report, fmt_point, result_key, train_spec, train_run, sweep_runs, build_learner,
-    epochs_done, plan, print_plan)
+from .train import evaluate
+from .methods import METHODS, Method, RowContext, register_method
+from .experiments import Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS, train_grid
+from .tuning import open_storage
+from .runs import (spec_key, comparable, finite_report, result_key, train_spec, train_run, sweep_runs, plan,
+                         print_plan)
 from .report import summarize, summary_table, write_plots, data_name
 
 # %% auto #0
@@ -225,7 +222,7 @@ def _start_processes(backend:str|None, dev:str) -> str:
     init_distributed(backend, dev)
     return local_device(dev)
 
-# %% ../nbs/09_runner.ipynb #e29aeafd
+# %% ../nbs/09_runner.ipynb #ed7a95ff
 def run_suite(suite='digits-lt',      # a shipped suite's name, a JSON file or a dict
               only=None,              # names of the experiments to run (default: all)
               overrides=None,         # experiment fields set for every row

@@ -142,7 +142,7 @@ def _fit_record(learn, spec:dict, data, resume:bool) -> dict:
                 wnorm_hist=getattr(learn, 'wnorm_hist', []), valid_cls_acc_hist=getattr(learn, 'cls_acc_hist', []),
                 env=env_info(seed=spec['config']['seed'], processes=rank_world()[1]))
 
-# %% ../nbs/08e_runs.ipynb #fc2639c4
+# %% ../nbs/08e_runs.ipynb #25dca7ba
 def train_run(spec:dict,        # the run's spec (`train_spec`)
               data:LTData,      # the run's data
               root:Path,        # the results folder of the job

@@ -4,8 +4,8 @@
 
 # %% ../nbs/06_train.ipynb #f16e3190
 from __future__ import annotations
-import ctypes, ctypes.util, io, json, math
-from dataclasses import dataclass, asdict, field
+import ctypes, ctypes.util, io, json
+from dataclasses import dataclass, asdict
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -21,12 +21,12 @@ from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
 from .core import env_info, rank_world, all_sum, is_main, load_state, StateError, write_atomic, as_array
-from .data import LTData, class_groups, Groups
+from .data import LTData, Groups
 from .loaders import lt_dls, SetEpoch, Deterministic, keep_cudnn
 from .listfile import ListData, LIST_RECIPES
 from .sampling import ProgressiveSampling
 from .adapters import check_split
-from .metrics import lt_metrics, lt_report, per_class_accuracy, class_counts, counts_accuracy, plot_per_class_acc
+from .metrics import lt_metrics, lt_report, per_class_accuracy, class_counts, counts_accuracy
 from .models import create_model, get_classifier, unwrap, DEFAULT_ARCH
 from .distributed import distributed
 

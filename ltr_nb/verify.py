@@ -103,7 +103,7 @@ def _rerun_kwargs(folder:Path, rec:dict, only:list|None) -> dict:
         kw['only'] = only
     return kw
 
-# %% ../nbs/09a_verify.ipynb #35b2dfa8
+# %% ../nbs/09a_verify.ipynb #ca6584cb
 def verify_folder(folder,                # a results folder written by `ltr_nb`
                   only:list|None=None,   # rows to re-run (default: all)
                   device:str|None=None,  # where to re-run (default: cpu)

@@ -5,7 +5,7 @@
 # %% ../nbs/06b_wb.ipynb #7df3c667
 from __future__ import annotations
 import copy
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, asdict
 import numpy as np
 from .core import as_array
 import torch
@@ -185,14 +185,10 @@ def weight_balancing(data:LTData,                 # the LT dataset
                      device=None,                  # where both stages train (default: the GPU if any)
                      cbs=None,                     # more callbacks for stage 1
                     ) -> dict:
-    """Both stages: joint training with `stage1` (its wd tuned beforehand; `cbs` join it), then `wb_stage2`; test/valid
-    reports of both."""
-    learn, res1 = train_joint(data, stage1, quiet=True, device=device, cbs=cbs)
-    m1 = learn.model.eval()                                      # where it trained (heads and stage 2 stay on that device)
-    feats = cache_features(m1, data, norm=learn.dls.train.norm,
-                           device=device)  # stage 2 in live mode ignores them; the reports use them
-    m2 = wb_stage2(m1, data, stage2, feats=feats, device=device)
-    return dict(stage1=m1, model=m2, feats=feats, stage1_result=res1,
-                test=feats_report(m2, feats, 'test', stage1.groups),
-                valid=feats_report(m2, feats, 'valid', stage1.groups),
-                wnorm_hist=learn.wnorm_hist + [get_classifier(m2).weight.detach().norm(dim=1).cpu().numpy()])
+    """Both stages, as the `wb` method runs them (`fit_method`): `dict(learn, trained, model, test, valid)`, `learn` and
+    `trained` being stage 1's."""
+    from ltr_nb.methods import fit_method, wb_post      # (ltr_nb.methods builds on this module)
+    s2 = stage2 or WBConfig()
+    more = {k: v for k, v in asdict(s2).items() if k not in ('wd', 'r', 'seed')}
+    return fit_method('wb', data, stage1, dict(wd=stage1.wd, wd2=s2.wd, r=s2.r), device=device, cbs=cbs,
+                      post=wb_post(**more))
