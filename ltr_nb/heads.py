@@ -21,7 +21,7 @@ from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
 from fastcore.basics import noop
 from .data import LTData, Groups
-from .sampling import SAMPLERS, sampler_for
+from .sampling import SAMPLERS, sampler_for, check_sampler
 from .loaders import DeviceLoader, lt_dls, SetEpoch, Deterministic, keep_cudnn
 from .adapters import check_split, cls_counts_of, class_aware_dls
 from .metrics import lt_report
@@ -181,10 +181,7 @@ class HeadConfig:
             raise ValueError(f"mode={self.mode!r} is not valid; choose 'cached' or 'live'")
         if self.wd < 0: raise ValueError(f"wd={self.wd} must be >= 0")
         if self.epochs < 1: raise ValueError(f"epochs={self.epochs} must be >= 1")
-        ok = self.sampler in SAMPLERS if isinstance(self.sampler, str) else isinstance(self.sampler, (int, float)) and 0 <= self.sampler <= 1
-        if not ok:
-            raise ValueError(f"sampler={self.sampler!r} is not valid; choose one of {list(SAMPLERS)} or a number q in "
-                             "[0, 1]")
+        check_sampler(self.sampler, pb=False)        # a head trains with one fixed sampler
 
 # %% ../nbs/06a_heads.ipynb #725916dd
 class FreezeBodyBN(Callback):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 from .models import as_view, rewrap, get_classifier
-from .sampling import sampler_for
+from .sampling import check_sampler
 from .train import TrainConfig, lt_learner, default_model, fit_lt, evaluate
 from .heads import decoupled_heads, HeadConfig, HEADS
 from .evaluate import cache_features, feats_report
@@ -84,7 +84,7 @@ class JointOptions(Options):
     sampler:str|float = 'ib'   # 'ib', 'sqrt', 'cb', 'pb' or an exponent q (Kang et al.)
     def check(self):
         super().check()
-        sampler_for(self.sampler, torch.arange(2))
+        check_sampler(self.sampler)
         return self
 
 # %% ../nbs/08c_methods.ipynb #cd804c78

@@ -17,7 +17,7 @@ from .methods import METHODS
 from .experiments import Experiment, data_spec
 
 # %% auto #0
-__all__ = ['summarize', 'summary_table', 'data_name', 'write_plots']
+__all__ = ['summarize', 'summary_table', 'row_claim', 'data_name', 'write_plots']
 
 # %% ../nbs/09b_report.ipynb #069eb6b3
 def _row(reps:list[dict]) -> dict:
@@ -77,6 +77,21 @@ def summary_table(summary:dict,       # `summarize`'s output
         t = s['test']
         lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | " + ' | '.join(_ms(t[k], len(s['seeds'])) for k in ('many', 'medium', 'few', 'all')) + f" |{pa}")
     return '\n'.join(lines)
+
+# %% ../nbs/09b_report.ipynb #65013d2a
+def row_claim(runs:dict,         # a results record's `runs`: {row name: [one result per seed]}
+              a:str,             # the row claimed better
+              b:str,             # the row it is compared with
+              group:str='all',   # 'all', 'many', 'medium', 'few' or 'mean_cls'
+              k:float=2.0,       # standard errors a difference must exceed
+             ) -> dict:
+    "`dict(a, b, mean_a, mean_b, diff, se, verdict)` in percent: did row `a` beat row `b` on the test split?"
+    x, y = (100 * np.array([r['test'][group] for r in runs[n] if r.get('status', 'done') == 'done']) for n in (a, b))
+    d = float(x.mean() - y.mean())
+    se = float(np.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))) if min(len(x), len(y)) > 1 else float('nan')
+    v = ('no verdict (one seed)' if math.isnan(se) else 'held' if d > k * se else 'the other way' if d < -k * se
+         else 'within the spread')
+    return dict(a=a, b=b, mean_a=float(x.mean()), mean_b=float(y.mean()), diff=d, se=se, verdict=v)
 
 # %% ../nbs/09b_report.ipynb #4eb98195
 def data_name(d) -> str:

@@ -11,7 +11,8 @@ from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'sampling_probs', 'pb_probs', 'ClassSampler', 'ProgressiveSampling', 'sampler_for', 'rank_plan', 'eval_bs']
+__all__ = ['SAMPLERS', 'sampling_probs', 'pb_probs', 'ClassSampler', 'ProgressiveSampling', 'check_sampler', 'sampler_for',
+           'rank_plan', 'eval_bs']
 
 # %% ../nbs/02_sampling.ipynb #5b338e53
 SAMPLERS = {'ib': 1.0, 'sqrt': 0.5, 'cb': 0.0}
@@ -103,18 +104,26 @@ class ProgressiveSampling(Callback):
         s.set_probs(pb_probs(s.cls_counts, self.learn.epoch, self.learn.n_epoch))
 
 # %% ../nbs/02_sampling.ipynb #63497063
+def check_sampler(sampler:str|float,  # a name of `SAMPLERS`, 'pb', or an exponent q in [0, 1]
+                  pb:bool=True,       # allow 'pb' (progressively balanced: a schedule a training run adds)
+                 ) -> float:
+    "The exponent q that `sampler` names ('pb' starts at 1, instance-balanced), or a `ValueError` saying what is valid."
+    names = [*SAMPLERS, 'pb'] if pb else list(SAMPLERS)
+    if isinstance(sampler, str):
+        if sampler not in names:
+            raise ValueError(f"sampler={sampler!r} is unknown; choose one of {names} or a number q in [0, 1]")
+        return SAMPLERS.get(sampler, 1.0)
+    if isinstance(sampler, bool) or not isinstance(sampler, (int, float)) or not 0 <= sampler <= 1:
+        raise ValueError(f"sampler={sampler!r} is not valid; choose one of {names} or a number q in [0, 1]")
+    return float(sampler)
+
 def sampler_for(name:str|float,           # 'ib', 'sqrt', 'cb', 'pb' or an exponent q
                 labels,                   # training labels [N]
                 seed:int=0,               # seed of the draws
                 n_samples:int|None=None,  # draws per epoch (default: the dataset's size)
                ) -> ClassSampler:
     "A `ClassSampler` from a name ('ib', 'sqrt', 'cb', 'pb') or an exponent q; 'pb' starts instance-balanced."
-    if isinstance(name, str):
-        if name not in (*SAMPLERS, 'pb'):
-            raise ValueError(f"sampler={name!r} is unknown; choose one of {[*SAMPLERS, 'pb']} or a number q in [0, 1]")
-        q = SAMPLERS.get(name, 1.0)
-    else: q = float(name)
-    return ClassSampler(labels, q, n_samples=n_samples, seed=seed)
+    return ClassSampler(labels, check_sampler(name), n_samples=n_samples, seed=seed)
 
 # %% ../nbs/02_sampling.ipynb #fa85f817
 def rank_plan(n:int,                 # items in the epoch (the sampler's `n_samples`, or the evaluation set's size)
