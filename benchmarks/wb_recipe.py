@@ -3,7 +3,7 @@
 
 Stage 1: joint training, instance-balanced sampling, SGD + momentum, cosine to 0, weight decay 5e-3 (the paper's tuned
 value for CIFAR-LT); stage 2: the classifier of the frozen body, class-balanced loss, weight decay 0.1 and MaxNorm
-(`ltr_nb.wb.weight_balancing`). Defaults are the paper's recipe on cifar10-jpeg-LT (IF 100): the ResNet-34 variant,
+(`ltr_nb.methods.weight_balancing`). Defaults are the paper's recipe on cifar10-jpeg-LT (IF 100): the ResNet-34 variant,
 batch 64, lr 0.01, 320 + 10 epochs. That is a GPU job (on two CPU cores one ResNet-34 epoch takes about 15 minutes).
 The time covers everything from loading the data to the test reports; it goes with the test accuracy of both
 stages, the machine, versions, command and seed to results/benchmark/wb-recipe-<device>.{json,md}.
@@ -19,7 +19,8 @@ from ltr_nb.core import env_info
 from ltr_nb.data import lt_dataset
 from ltr_nb.metrics import results_table
 from ltr_nb.train import recipe, TrainedEpochCallback
-from ltr_nb.wb import WBConfig, weight_balancing
+from ltr_nb.wb import WBConfig
+from ltr_nb.methods import weight_balancing
 
 ROOT = Path(__file__).resolve().parent.parent
 

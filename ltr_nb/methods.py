@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, asdict, replace
 from typing import Callable, ClassVar
 import numpy as np
 from .core import as_array
-from .data import Groups
+from .data import Groups, LTData
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ __all__ = ['TRAINERS', 'METHODS', 'type_ok', 'check_types', 'Options', 'JointOpt
            'OneStageOptions', 'OneStageLAOptions', 'RowContext', 'Method', 'register_trainer', 'joint_learner',
            'register_method', 'wb_post', 'WBCrtOptions', 'LALossOptions', 'la_loss_learner', 'FocalLoss',
            'FocalOptions', 'focal_learner', 'NormedLinear', 'ldam_margins', 'LDAMLoss', 'DRW', 'LDAMOptions',
-           'ldam_learner', 'fit_method']
+           'ldam_learner', 'fit_method', 'weight_balancing', 'train_onestage']
 
 # %% ../nbs/08c_methods.ipynb #27bd4ee3
 _TYPES = {'str': (str,), 'int': (int,), 'float': (int, float), 'bool': (bool,), 'list': (list,), 'dict': (dict,),
@@ -466,3 +466,35 @@ def fit_method(name:str,                # a key of `METHODS`
     if post is None: return dict(learn=learn, trained=trained, model=learn.model, **trained)
     out = post(learn.model.eval(), data, o, RowContext(cfg.seed, str(learn.dls.device), cfg.groups))
     return dict(learn=learn, trained=trained, **out)
+
+# %% ../nbs/08c_methods.ipynb #724fdd88
+def weight_balancing(data:LTData,                 # the LT dataset
+                     stage1:TrainConfig,           # stage 1's recipe (its `wd` tuned beforehand: `tune_wd`)
+                     stage2:WBConfig|None=None,    # stage 2 (default `WBConfig()`)
+                     device=None,                  # where both stages train (default: the GPU if any)
+                     cbs=None,                     # more callbacks for stage 1
+                    ) -> dict:
+    """Both stages, as the `wb` method runs them (`fit_method`): `dict(learn, trained, model, test, valid)`, `learn` and
+    `trained` being stage 1's."""
+    s2 = stage2 or WBConfig()
+    more = {k: v for k, v in asdict(s2).items() if k not in ('wd', 'r', 'seed')}
+    return fit_method('wb', data, stage1, dict(wd=stage1.wd, wd2=s2.wd, r=s2.r), device=device, cbs=cbs,
+                      post=wb_post(**more))
+
+# %% ../nbs/08c_methods.ipynb #58a22165
+def train_onestage(data:LTData,                # the dataset
+                   cfg:TrainConfig|None=None,  # the recipe (default `TrainConfig()`; its `wd` is unused)
+                   wd:float=5e-3,              # weight decay as a loss term on every parameter but the ETF
+                   fr:float=0.01,              # feature regularisation strength
+                   la_kind:str='mult',         # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
+                   path='.',                   # the `Learner`'s path
+                   quiet:bool=False,           # no progress bars or logs
+                   device=None,                # where it trains (default: the GPU if any)
+                   ckpt:str|None=None,         # checkpoint name: save every epoch (None: no checkpoint)
+                   resume:bool=False,          # continue from checkpoint `ckpt` if it exists
+                   cbs=None,                   # more fastai callbacks for the fit
+                  ) -> dict:
+    """The one-stage method with post-hoc logit adjustment, as the `onestage_la` method runs it (`fit_method`):
+    `dict(learn, trained, model, test, valid, tau)`, `trained` being the reports before LA."""
+    return fit_method('onestage_la', data, cfg or TrainConfig(), dict(wd=wd, fr=fr, kind=la_kind), device=device,
+                      cbs=cbs, quiet=quiet, ckpt=ckpt, resume=resume, path=path)

@@ -23,7 +23,7 @@ from .train import TrainConfig, default_model, lt_learner
 # %% auto #0
 __all__ = ['LA_KINDS', 'LA_TAUS', 'simplex_etf', 'ETFLinear', 'with_etf', 'WeightDecayLoss', 'FeatureReg', 'class_priors',
            'logit_adjust', 'la_sweep', 'LogitAdjustedLoss', 'la_linear', 'logit_adjusted', 'tune_la',
-           'onestage_learner', 'train_onestage']
+           'onestage_learner']
 
 # %% ../nbs/08a_onestage.ipynb #8581b86d
 def simplex_etf(n_cls:int,   # classes (rows)
@@ -233,22 +233,3 @@ def onestage_learner(data:LTData,                # the dataset
     return lt_learner(data, cfg0, model=model, path=path, quiet=quiet, device=device,
                       settings=dict(wd_loss=wd, fr=fr, excluded=fc_name),
                       cbs=[WeightDecayLoss(wd, exclude=(fc_name,)), FeatureReg(fr)] + list(cbs or []))
-
-# %% ../nbs/08a_onestage.ipynb #dda14b4f
-def train_onestage(data:LTData,                # the dataset
-                   cfg:TrainConfig|None=None,  # the recipe (default `TrainConfig()`; its `wd` is unused)
-                   wd:float=5e-3,              # weight decay as a loss term on every parameter but the ETF
-                   fr:float=0.01,              # feature regularisation strength
-                   la_kind:str='mult',         # 'mult' (Hasegawa & Sato) or 'add' (Menon et al.)
-                   path='.',                   # the `Learner`'s path
-                   quiet:bool=False,           # no progress bars or logs
-                   device=None,                # where it trains (default: the GPU if any)
-                   ckpt:str|None=None,         # checkpoint name: save every epoch (None: no checkpoint)
-                   resume:bool=False,          # continue from checkpoint `ckpt` if it exists
-                   cbs=None,                   # more fastai callbacks for the fit
-                  ) -> dict:
-    """The one-stage method with post-hoc logit adjustment, as the `onestage_la` method runs it (`fit_method`):
-    `dict(learn, trained, model, test, valid, tau)`, `trained` being the reports before LA."""
-    from ltr_nb.methods import fit_method      # (ltr_nb.methods builds on this module)
-    return fit_method('onestage_la', data, cfg or TrainConfig(), dict(wd=wd, fr=fr, kind=la_kind), device=device,
-                      cbs=cbs, quiet=quiet, ckpt=ckpt, resume=resume, path=path)

@@ -78,7 +78,7 @@ def summary_table(summary:dict,       # `summarize`'s output
         lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | " + ' | '.join(_ms(t[k], len(s['seeds'])) for k in ('many', 'medium', 'few', 'all')) + f" |{pa}")
     return '\n'.join(lines)
 
-# %% ../nbs/09b_report.ipynb #65013d2a
+# %% ../nbs/09b_report.ipynb #68a0fa05
 def row_claim(runs:dict,         # a results record's `runs`: {row name: [one result per seed]}
               a:str,             # the row claimed better
               b:str,             # the row it is compared with

@@ -21,7 +21,7 @@ from .heads import HeadConfig, fit_head, with_head, head_inputs
 
 # %% auto #0
 __all__ = ['cb_weights', 'CBLoss', 'maxnorm_', 'maxnorm_radius', 'MaxNorm', 'L2NormLinear', 'WBConfig', 'wb_stage2', 'tune_wd',
-           'tune_radius', 'weight_balancing']
+           'tune_radius']
 
 # %% ../nbs/06b_wb.ipynb #88b1b474
 def cb_weights(cls_counts,         # training images per class
@@ -177,18 +177,3 @@ def tune_radius(model,                         # the stage-1 model: module, view
     models = {r: wb_stage2(model, data, WBConfig(**{**asdict(cfg), 'r': r, 'radius': None}), feats, device) for r in rs}
     val = {r: feats_report(m, feats, 'valid')['mean_cls'] for r, m in models.items()}
     return dict(models=models, best_r=max(val, key=val.get), val=val)
-
-# %% ../nbs/06b_wb.ipynb #126b350e
-def weight_balancing(data:LTData,                 # the LT dataset
-                     stage1:TrainConfig,           # stage 1's recipe (its `wd` tuned beforehand: `tune_wd`)
-                     stage2:WBConfig|None=None,    # stage 2 (default `WBConfig()`)
-                     device=None,                  # where both stages train (default: the GPU if any)
-                     cbs=None,                     # more callbacks for stage 1
-                    ) -> dict:
-    """Both stages, as the `wb` method runs them (`fit_method`): `dict(learn, trained, model, test, valid)`, `learn` and
-    `trained` being stage 1's."""
-    from ltr_nb.methods import fit_method, wb_post      # (ltr_nb.methods builds on this module)
-    s2 = stage2 or WBConfig()
-    more = {k: v for k, v in asdict(s2).items() if k not in ('wd', 'r', 'seed')}
-    return fit_method('wb', data, stage1, dict(wd=stage1.wd, wd2=s2.wd, r=s2.r), device=device, cbs=cbs,
-                      post=wb_post(**more))
