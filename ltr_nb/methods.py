@@ -467,7 +467,7 @@ def fit_method(name:str,                # a key of `METHODS`
     out = post(learn.model.eval(), data, o, RowContext(cfg.seed, str(learn.dls.device), cfg.groups))
     return dict(learn=learn, trained=trained, **out)
 
-# %% ../nbs/08c_methods.ipynb #724fdd88
+# %% ../nbs/08c_methods.ipynb #6418fd33
 def weight_balancing(data:LTData,                 # the LT dataset
                      stage1:TrainConfig,           # stage 1's recipe (its `wd` tuned beforehand: `tune_wd`)
                      stage2:WBConfig|None=None,    # stage 2 (default `WBConfig()`)
@@ -481,7 +481,7 @@ def weight_balancing(data:LTData,                 # the LT dataset
     return fit_method('wb', data, stage1, dict(wd=stage1.wd, wd2=s2.wd, r=s2.r), device=device, cbs=cbs,
                       post=wb_post(**more))
 
-# %% ../nbs/08c_methods.ipynb #58a22165
+# %% ../nbs/08c_methods.ipynb #a5dffac0
 def train_onestage(data:LTData,                # the dataset
                    cfg:TrainConfig|None=None,  # the recipe (default `TrainConfig()`; its `wd` is unused)
                    wd:float=5e-3,              # weight decay as a loss term on every parameter but the ETF
