@@ -23,7 +23,7 @@ _CHOICES = dict(dataset=f"DATASETS: {', '.join(DATASETS)}; LIST_RECIPES: {', '.j
                         "DATA_ROOT/<name>)",
                 arch=f"{', '.join(ARCHS)}")
 
-def _help(name:str) -> str: return experiment_help()[name] + (f" — {_CHOICES[name]}" if name in _CHOICES else '')
+def _help(name:str, doc:dict) -> str: return doc[name] + (f" — {_CHOICES[name]}" if name in _CHOICES else '')
 
 # %% ../nbs/09c_cli.ipynb #47a912c1
 def command_parser() -> argparse.ArgumentParser:
@@ -57,11 +57,12 @@ def command_parser() -> argparse.ArgumentParser:
     p.add_argument('--data_root', default=None, help='data root (default: $LTR_NB_DATA)')
     p.add_argument('--download', action='store_true', help='download through torchvision if missing (online only)')
     g = p.add_argument_group('experiment fields (override the suite)')
+    doc = experiment_help()          # the fields' docments, read once
     for f in _CLI_FIELDS:
         t = {'bool': None, 'int': int, 'float': float, 'str': str}[str(f.type).split('|')[0].strip()]
         if t is None:
-            g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_help(f.name))
-        else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None, help=_help(f.name))
+            g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_help(f.name, doc))
+        else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None, help=_help(f.name, doc))
     return p
 
 # %% ../nbs/09c_cli.ipynb #b65b1100

@@ -454,7 +454,7 @@ def fit_method(name:str,                # a key of `METHODS`
     if name not in METHODS: raise ValueError(f"name={name!r} is not a method; choose one of {list(METHODS)}")
     m = METHODS[name]
     o = m.check(options or {})
-    if m.train_grid(o) or any(isinstance(v, list) for v in o.values()):
+    if any(isinstance(v, list) for v in o.values()):     # (a training grid included)
         raise ValueError(f"options={options!r}: a grid (a list) is swept by the runner (`run_suite`); give single values")
     s = m.settings(o)
     cfg = replace(cfg, **{k: s[k] for k in ('sampler', 'wd') if k in s})
