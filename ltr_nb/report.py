@@ -17,7 +17,7 @@ from .methods import METHODS
 from .experiments import Experiment, data_spec
 
 # %% auto #0
-__all__ = ['summarize', 'summary_table', 'row_claim', 'data_name', 'write_plots']
+__all__ = ['GROUP_NAMES', 'summarize', 'summary_table', 'row_claim', 'claims_table', 'data_name', 'write_plots']
 
 # %% ../nbs/09b_report.ipynb #069eb6b3
 def _row(reps:list[dict]) -> dict:
@@ -92,6 +92,31 @@ def row_claim(runs:dict,         # a results record's `runs`: {row name: [one re
     v = ('no verdict (one seed)' if math.isnan(se) else 'held' if d > k * se else 'the other way' if d < -k * se
          else 'within the spread')
     return dict(a=a, b=b, mean_a=float(x.mean()), mean_b=float(y.mean()), diff=d, se=se, verdict=v)
+
+# %% ../nbs/09b_report.ipynb #09151e6e
+GROUP_NAMES = {'all': 'All', 'many': 'Many', 'medium': 'Medium', 'few': 'Few', 'mean_cls': 'mean per class'}
+
+def claims_table(record:dict,      # a results record (`results.json`): its `runs` and `summary`
+                 claims:list,      # [(row a, row b, the claim in words)]: `a` is claimed better than `b`
+                 group:str='all',  # 'all', 'many', 'medium', 'few' or 'mean_cls'
+                 k:float=2.0,      # standard errors a difference must exceed
+                ) -> str:
+    """Markdown: one line per claim whose two rows are in `record` (their mean ± std over seeds, the difference ± its
+    standard error, `row_claim`'s verdict), then the claims that still wait for a row."""
+    S, runs = record['summary'], record['runs']
+    ready = [c for c in claims if c[0] in runs and c[1] in runs]
+    if group not in GROUP_NAMES: raise ValueError(f"group={group!r} is not valid; choose one of {list(GROUP_NAMES)}")
+    lines = [f'| claim | compared | {GROUP_NAMES[group]} (%) | difference | verdict |', '|---|---|---|---:|---|']
+    for a, b, what in ready:
+        if 'done' != S[a]['status'] or 'done' != S[b]['status']:
+            lines.append(f"| {what} | `{a}` vs `{b}` | | | **no verdict** (a row diverged) |")
+            continue
+        c, ms = row_claim(runs, a, b, group, k), (_ms(S[n]['test'][group], len(S[n]['seeds'])) for n in (a, b))
+        se = '' if math.isnan(c['se']) else f" ± {c['se']:.1f}"
+        lines.append(f"| {what} | `{a}` vs `{b}` | {' vs '.join(ms)} | {c['diff']:+.1f}{se} | **{c['verdict']}** |")
+    wait = sorted({n for c in claims if c not in ready for n in c[:2] if n not in runs})
+    return '\n'.join(lines) + (f"\n\nWaiting for rows {', '.join(f'`{n}`' for n in wait)}: "
+                               f"{len(claims) - len(ready)} claim(s) not judged yet." if wait else '')
 
 # %% ../nbs/09b_report.ipynb #4eb98195
 def data_name(d) -> str:
