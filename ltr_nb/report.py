@@ -20,11 +20,16 @@ from .experiments import Experiment, data_spec
 __all__ = ['GROUP_NAMES', 'summarize', 'summary_table', 'row_claim', 'claims_table', 'data_name', 'write_plots']
 
 # %% ../nbs/09b_report.ipynb #069eb6b3
+GROUP_NAMES = {'many': 'Many', 'medium': 'Medium', 'few': 'Few', 'all': 'All', 'mean_cls': 'mean per class'}
+
+def _check_group(group):
+    if group not in GROUP_NAMES: raise ValueError(f"group={group!r} is not valid; choose one of {list(GROUP_NAMES)}")
+
 def _row(reps:list[dict]) -> dict:
     ok = lambda v: v is not None and math.isfinite(v)          # an empty group (no class in it) has no accuracy
     return {k: dict(mean=float(np.mean([r[k] for r in reps])),
                     std=float(np.std([r[k] for r in reps]))) if all(ok(r[k]) for r in reps) else None
-            for k in ('many', 'medium', 'few', 'all', 'mean_cls')}
+            for k in GROUP_NAMES}
 
 # %% ../nbs/09b_report.ipynb #5bcc515f
 def _chosen(rs:list[dict]) -> str:
@@ -86,6 +91,7 @@ def row_claim(runs:dict,         # a results record's `runs`: {row name: [one re
               k:float=2.0,       # standard errors a difference must exceed
              ) -> dict:
     "`dict(a, b, mean_a, mean_b, diff, se, verdict)` in percent: did row `a` beat row `b` on the test split?"
+    _check_group(group)
     x, y = (100 * np.array([r['test'][group] for r in runs[n] if r.get('status', 'done') == 'done']) for n in (a, b))
     d = float(x.mean() - y.mean())
     se = float(np.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))) if min(len(x), len(y)) > 1 else float('nan')
@@ -94,8 +100,6 @@ def row_claim(runs:dict,         # a results record's `runs`: {row name: [one re
     return dict(a=a, b=b, mean_a=float(x.mean()), mean_b=float(y.mean()), diff=d, se=se, verdict=v)
 
 # %% ../nbs/09b_report.ipynb #09151e6e
-GROUP_NAMES = {'all': 'All', 'many': 'Many', 'medium': 'Medium', 'few': 'Few', 'mean_cls': 'mean per class'}
-
 def claims_table(record:dict,      # a results record (`results.json`): its `runs` and `summary`
                  claims:list,      # [(row a, row b, the claim in words)]: `a` is claimed better than `b`
                  group:str='all',  # 'all', 'many', 'medium', 'few' or 'mean_cls'
@@ -103,12 +107,12 @@ def claims_table(record:dict,      # a results record (`results.json`): its `run
                 ) -> str:
     """Markdown: one line per claim whose two rows are in `record` (their mean ± std over seeds, the difference ± its
     standard error, `row_claim`'s verdict), then the claims that still wait for a row."""
+    _check_group(group)
     S, runs = record['summary'], record['runs']
     ready = [c for c in claims if c[0] in runs and c[1] in runs]
-    if group not in GROUP_NAMES: raise ValueError(f"group={group!r} is not valid; choose one of {list(GROUP_NAMES)}")
     lines = [f'| claim | compared | {GROUP_NAMES[group]} (%) | difference | verdict |', '|---|---|---|---:|---|']
     for a, b, what in ready:
-        if 'done' != S[a]['status'] or 'done' != S[b]['status']:
+        if any(S[n]['status'] != 'done' for n in (a, b)):
             lines.append(f"| {what} | `{a}` vs `{b}` | | | **no verdict** (a row diverged) |")
             continue
         c, ms = row_claim(runs, a, b, group, k), (_ms(S[n]['test'][group], len(S[n]['seeds'])) for n in (a, b))
