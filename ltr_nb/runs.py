@@ -21,7 +21,8 @@ from .tuning import grid_sweep, open_storage, grid_points
 
 # %% auto #0
 __all__ = ['Diverged', 'FiniteCheck', 'finite_report', 'spec_key', 'comparable', 'result_key', 'train_spec', 'build_learner',
-           'train_run', 'fmt_point', 'sweep_runs', 'epochs_done', 'sec_per_epoch', 'grid_rows', 'plan', 'print_plan']
+           'train_run', 'train_seconds', 'fmt_point', 'sweep_runs', 'epochs_done', 'sec_per_epoch', 'grid_rows', 'plan',
+           'print_plan']
 
 # %% ../nbs/08e_runs.ipynb #d4958b52
 class Diverged(Exception):
@@ -140,6 +141,7 @@ def _fit_record(learn, spec:dict, data, resume:bool) -> dict:
     return dict(status=status, error=err, config=spec['config'], settings=spec['settings'], trainer=spec['trainer'],
                 data=data.info, resumed=resume, seconds_this_process=round(time.time() - t0, 1),
                 wnorm_hist=getattr(learn, 'wnorm_hist', []), valid_cls_acc_hist=getattr(learn, 'cls_acc_hist', []),
+                epoch_seconds=list(getattr(learn, 'epoch_s_hist', [])),
                 env=env_info(seed=spec['config']['seed'], processes=rank_world()[1]))
 
 # %% ../nbs/08e_runs.ipynb #25dca7ba
@@ -176,6 +178,14 @@ def train_run(spec:dict,        # the run's spec (`train_spec`)
     write_json(rec_f, rec)
     ck.unlink(missing_ok=True)
     return (learn if status == 'done' else None), rec
+
+# %% ../nbs/08e_runs.ipynb #cf757b4e
+def train_seconds(rec:dict) -> tuple:
+    """A run record's training time in seconds and whether it is whole: `(sum of its epochs' times, True)` when every
+    epoch was timed, else `(its last process's time, False)`, a lower bound."""
+    s = rec.get('epoch_seconds') or []
+    whole = len(s) == rec['config']['epochs']
+    return (float(sum(s)) if whole else float(rec.get('seconds_this_process') or 0.)), whole
 
 # %% ../nbs/08e_runs.ipynb #1e425943
 def _valid_score(rec:dict) -> float:

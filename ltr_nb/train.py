@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #f16e3190
 from __future__ import annotations
-import ctypes, ctypes.util, io, json
+import ctypes, ctypes.util, io, json, time
 from dataclasses import dataclass, asdict
 from functools import partial
 from pathlib import Path
@@ -31,10 +31,10 @@ from .models import create_model, get_classifier, unwrap, DEFAULT_ARCH
 from .distributed import distributed
 
 # %% auto #0
-__all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'save_atomic',
-           'Checkpoint', 'opt_to_params', 'load_checkpoint', 'BestValid', 'Autocast', 'release_memory', 'ReleaseMemory',
-           'default_model', 'LTRun', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms', 'plot_norm_history',
-           'train_joint']
+__all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'EpochTimer',
+           'save_atomic', 'Checkpoint', 'opt_to_params', 'load_checkpoint', 'BestValid', 'Autocast', 'release_memory',
+           'ReleaseMemory', 'default_model', 'LTRun', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms',
+           'plot_norm_history', 'train_joint']
 
 # %% ../nbs/06_train.ipynb #3b79332b
 @dataclass
@@ -125,6 +125,15 @@ class ClassAccRecorder(TrainedEpochCallback):
         p, t = (torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for v in (self.preds, self.targs))
         self.learn.cls_acc_hist.append(counts_accuracy(all_sum(class_counts(p, t,
                                                                             n))).numpy())   # counts summed over processes
+
+# %% ../nbs/06_train.ipynb #8b59910f
+class EpochTimer(TrainedEpochCallback):
+    "Record the wall-clock seconds of every trained epoch (training and validation) in `learn.epoch_s_hist`."
+    order = 60
+    def before_fit(self):
+        if not hasattr(self.learn, 'epoch_s_hist'): self.learn.epoch_s_hist = []
+    def before_epoch(self): self.t0 = time.perf_counter()
+    def after_trained_epoch(self): self.learn.epoch_s_hist.append(round(time.perf_counter() - self.t0, 3))
 
 # %% ../nbs/06_train.ipynb #7c196a2a
 def save_atomic(obj,   # what `torch.save` takes
@@ -291,7 +300,7 @@ def lt_learner(data:LTData|ListData,        # in memory, or streamed from list f
     get_classifier(model)
     if isinstance(data, ListData): dls = data.dls(bs=cfg.bs, sampler=cfg.sampler, seed=cfg.seed, device=device)
     else: dls = lt_dls(data, bs=cfg.bs, sampler=cfg.sampler, augment=cfg.augment, device=device, seed=cfg.seed)
-    extra = [SetEpoch(), Deterministic(), WeightNormRecorder(), ClassAccRecorder(),
+    extra = [SetEpoch(), Deterministic(), WeightNormRecorder(), ClassAccRecorder(), EpochTimer(),
              ReleaseMemory()] + ([ProgressiveSampling()] if cfg.sampler == 'pb' else [])
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else nn.CrossEntropyLoss(), lr=cfg.lr,
                     wd=cfg.wd, wd_bn_bias=cfg.wd_bn_bias,
