@@ -15,7 +15,7 @@ from .experiments import Experiment, SUITES_DIR, suite_names, experiment_help
 from .runner import run_suite
 
 # %% auto #0
-__all__ = ['command_parser', 'suite_kwargs', 'main']
+__all__ = ['command_parser', 'suite_kwargs', 'main', 'entry']
 
 # %% ../nbs/09c_cli.ipynb #3118047c
 _CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
@@ -152,6 +152,23 @@ def main(argv=None):
                   "table)\n")
     return 0
 
+# %% ../nbs/09c_cli.ipynb #6bb8c80a
+def _quiet_exit():
+    "From here the process only exits: Ctrl-C or SIGTERM has nothing left to stop, so it is ignored (no traceback from the interpreter's shutdown)."
+    for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)
+
+
+def entry():
+    "The `ltr_nb` console script: `main`, then a quiet exit; a signal after the job's last line gives a message, never a traceback."
+    try:
+        try: code = main()
+        finally: _quiet_exit()
+    except KeyboardInterrupt:       # landed between `main`'s own handler and the quiet exit
+        _quiet_exit(); code = 130
+        print("\nltr_nb: interrupted; finished runs and the last epoch's checkpoint are kept; run the same command to "
+              "resume", file=sys.stderr)
+    sys.exit(code)
+
 # %% ../nbs/09c_cli.ipynb #7dec9150
 #| eval: false
-if __name__ == '__main__': sys.exit(main())      # `python -m ltr_nb.runner`, as `torchrun -m ltr_nb.runner` starts it
+if __name__ == '__main__': entry()      # `python -m ltr_nb.runner`, as `torchrun -m ltr_nb.runner` starts it

@@ -311,5 +311,5 @@ def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storag
 # %% ../nbs/09_runner.ipynb #51a178ad
 #| eval: false
 if __name__ == '__main__':      # `python -m ltr_nb.runner`, as `torchrun -m ltr_nb.runner` starts it
-    from ltr_nb.cli import main
-    sys.exit(main())
+    from ltr_nb.cli import entry
+    entry()

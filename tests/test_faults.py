@@ -280,6 +280,46 @@ def test_sigterm_like_ctrl_c(tmp_path):
     assert _stray_tmp(out) == []
 
 
+_SHUTDOWN = """
+import atexit, os, signal, sys, time
+import ltr_nb.cli as c
+def kill_self(*sigs):
+    for s in sigs: os.kill(os.getpid(), s); time.sleep(0.05)
+def fake_main(case=sys.argv[1]):
+    print('wrote the table', flush=True)
+    if case == 'atexit': atexit.register(kill_self, signal.SIGINT, signal.SIGTERM); return 0
+    if case == 'exit2': atexit.register(kill_self, signal.SIGINT); raise SystemExit(2)
+    kill_self(signal.SIGINT); return 0      # after main's own handler: the signal lands in entry
+c.main = fake_main; c.entry()
+"""
+
+
+@pytest.mark.parametrize('case,code', [('atexit', 0), ('exit2', 2), ('late', 130)])
+def test_signal_after_the_job_is_quiet(case, code):
+    "The CI failure of 2026-12-02: SIGINT landing in an exit handler while the interpreter shut down printed a traceback."
+    r = subprocess.run([sys.executable, '-c', _SHUTDOWN, case], capture_output=True, text=True, timeout=120, env=ENV)
+    assert r.returncode == code and 'Traceback' not in r.stderr and 'Exception ignored' not in r.stderr, (r.returncode, r.stderr)
+    if case == 'late': assert 'interrupted' in r.stderr and 'run the same command to resume' in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM, signal.SIGINT])
+def test_signal_at_the_last_line(done_job, tmp_path, sig):
+    "The real command, signalled the moment it prints its last line: an exit code and no traceback, whatever the timing."
+    out = _copy(done_job, tmp_path)
+    p = subprocess.Popen([LTR, *JOB, '--out', str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    for line in p.stdout:
+        if line.startswith('wrote '): p.send_signal(sig); break
+    so, se = p.communicate(timeout=120)
+    assert p.returncode in (0, 130, 143) and 'Traceback' not in se and 'Exception ignored' not in se, (p.returncode, se[-3000:])
+
+
+def test_main_leaves_the_callers_signal_handlers(capfd):
+    "Only the console script ignores late signals; `main` called in a process (a notebook) changes no handler."
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    assert cli(['--list'], capfd).returncode == 0
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
 def _mount_tmpfs(d, size):
     d.mkdir()
     r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(d)], capture_output=True, text=True)
