@@ -302,7 +302,7 @@ def test_signal_after_the_job_is_quiet(case, code):
     if case == 'late': assert 'interrupted' in r.stderr and 'run the same command to resume' in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
 def test_signal_at_the_last_line(done_job, tmp_path, sig):
     "The real command, signalled the moment it prints its last line: an exit code and no traceback, whatever the timing."
     out = _copy(done_job, tmp_path)
