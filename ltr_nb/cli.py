@@ -112,6 +112,11 @@ def _verify(p, a) -> int:
 class _Terminated(KeyboardInterrupt):
     "SIGTERM, handled as Ctrl-C is: what is finished is kept, no half-written file stays."
 
+
+def _stopped(why):
+    "What a stopped job prints: `why` it stopped, and that the same command resumes it."
+    return f"\nltr_nb: {why}; finished runs and the last epoch's checkpoint are kept; run the same command to resume\n"
+
 # %% ../nbs/09c_cli.ipynb #2edc9b3e
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
@@ -145,8 +150,7 @@ def main(argv=None):
             exit_together(str(e), 2)        # on every process of a launched job
         except KeyboardInterrupt as e:
             why, code = ('terminated (SIGTERM)', 143) if isinstance(e, _Terminated) else ('interrupted', 130)
-            p.exit(code, f"\nltr_nb: {why}; finished runs and the last epoch's checkpoint are kept; run the same "
-                         "command to resume\n")
+            p.exit(code, _stopped(why))
     if r.get('diverged'):
         p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the "
                   "table)\n")
@@ -154,21 +158,21 @@ def main(argv=None):
 
 # %% ../nbs/09c_cli.ipynb #6bb8c80a
 def _quiet_exit():
-    "From here the process only exits: Ctrl-C or SIGTERM has nothing left to stop, so it is ignored (no traceback from the interpreter's shutdown)."
+    "From here the process only exits: Ctrl-C and SIGTERM have nothing left to stop and are ignored."
     for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_IGN)
 
 
 def entry():
-    "The `ltr_nb` console script: `main`, then a quiet exit; a signal after the job's last line gives a message, never a traceback."
+    "The `ltr_nb` console script: `main`, then a quiet exit (a late signal: a message, never a traceback)."
     try:
         try: code = main()
         finally: _quiet_exit()
     except KeyboardInterrupt:       # landed between `main`'s own handler and the quiet exit
-        _quiet_exit(); code = 130
-        print("\nltr_nb: interrupted; finished runs and the last epoch's checkpoint are kept; run the same command to "
-              "resume", file=sys.stderr)
+        _quiet_exit()
+        code = 130
+        print(_stopped('interrupted'), end='', file=sys.stderr)
     sys.exit(code)
 
 # %% ../nbs/09c_cli.ipynb #7dec9150
 #| eval: false
-if __name__ == '__main__': entry()      # `python -m ltr_nb.runner`, as `torchrun -m ltr_nb.runner` starts it
+if __name__ == '__main__': entry()      # `python -m ltr_nb.cli`
