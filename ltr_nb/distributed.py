@@ -4,7 +4,7 @@
 
 # %% ../nbs/06c_distributed.ipynb #3e09da00
 from __future__ import annotations
-import os, sys, datetime
+import os, sys, datetime, atexit
 from contextlib import contextmanager
 import torch
 import torch.nn as nn
@@ -33,12 +33,19 @@ def available_backends() -> list[str]:
     return [b for b in _BACKENDS if dist.is_available() and dist.is_backend_available(b)]
 
 # %% ../nbs/06c_distributed.ipynb #b61b9a81
+def _leave_at_exit():
+    """Leave the process group while Python still runs. `init_distributed` registers it for a group it made: a
+    script that ends, exits or raises without `finish_distributed` would leave the group to the interpreter's
+    teardown, where gloo's threads can abort the process ('terminate called without an active exception')."""
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
 def init_distributed(backend:str|None=None,   # 'nccl' (GPUs), 'gloo' (CPUs), ...; default: nccl with CUDA, else gloo
                      device=None,              # 'cpu' or 'cuda': what the processes train on (default: cuda if available)
                      timeout_min:int=120,      # how long a process waits for the others (rank 0 alone trains the heads meanwhile)
                     ) -> tuple[int, int]:
     """Join the process group the launcher describes in the environment; `(rank, world)`. `(0, 1)` when not launched.
-    Bad settings raise before anything trains."""
+    Bad settings raise before anything trains. A group made here is left at exit if the script does not call
+    `finish_distributed` (a group the caller made stays the caller's)."""
     if not launched(): return 0, 1
     if dist.is_initialized(): return rank_world()
     world = int(os.environ['WORLD_SIZE'])
@@ -59,6 +66,7 @@ def init_distributed(backend:str|None=None,   # 'nccl' (GPUs), 'gloo' (CPUs), ..
                              "at most that many processes per node")
         torch.cuda.set_device(lr)
     dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_min))
+    atexit.unregister(_leave_at_exit); atexit.register(_leave_at_exit)
     return rank_world()
 
 # %% ../nbs/06c_distributed.ipynb #0d1303ce

@@ -1,6 +1,6 @@
 """One process of the 2-process tests (launched by tests/test_distributed.py through torchrun; or alone, for the 1-process reference).
 
-python tests/ddp_worker.py OUT {train,report,resume} [--epochs N] [--kill-after K] [--seed S] [--bs B]
+python tests/ddp_worker.py OUT {train,report,resume,plan,exit} [--epochs N] [--kill-after K] [--seed S] [--bs B] [--how exit|raise]
 """
 import argparse, json, os, signal, sys
 from pathlib import Path
@@ -16,17 +16,25 @@ from ltr_nb.metrics import LTAccuracy, lt_report
 from ltr_nb.distributed import init_distributed, distributed, finish_distributed, exit_together
 
 p = argparse.ArgumentParser()
-p.add_argument('out'); p.add_argument('what', choices=['train', 'report', 'resume', 'plan'])
+p.add_argument('out'); p.add_argument('what', choices=['train', 'report', 'resume', 'plan', 'exit'])
 p.add_argument('--epochs', type=int, default=3); p.add_argument('--kill-after', type=int, default=None)
 p.add_argument('--seed', type=int, default=0); p.add_argument('--bs', type=int, default=None); p.add_argument('--sampler', default='cb')
-p.add_argument('--backend', default=None); p.add_argument('--seed-per-rank', action='store_true')
+p.add_argument('--backend', default=None); p.add_argument('--how', choices=['exit', 'raise'], default='exit'); p.add_argument('--seed-per-rank', action='store_true')
 p.add_argument('--data', default='digits', help="'digits' (in memory) or 'list:<folder>' (streamed from list files)")
 a = p.parse_args()
 out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
 torch.set_num_threads(1)
+if a.what == 'exit':    # registered before the group exists, so it runs after the library's own exit handler
+    import atexit
+    atexit.register(lambda: (out / f"left{os.environ['RANK']}.json").write_text(json.dumps(dist.is_initialized())))
 try: rank, world = init_distributed(a.backend, device='cpu')
 except ValueError as e: exit_together(str(e), 2, prog='ddp_worker')
 if a.seed_per_rank: a.seed += rank
+if a.what == 'exit':    # a script that ends without finish_distributed, after a collective
+    from ltr_nb.distributed import check_same
+    check_same(a.seed, 'seed')
+    if a.how == 'raise': raise RuntimeError('the script failed')
+    sys.exit(0)
 
 class Kill(Callback):
     "After epoch K is checkpointed (rank 0 writes before the barrier), every process kills itself with SIGKILL."
