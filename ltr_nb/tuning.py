@@ -4,7 +4,7 @@
 
 # %% ../nbs/06d_tuning.ipynb #e1c23e53
 from __future__ import annotations
-import contextlib, json, math, time, warnings
+import contextlib, json, logging, math, time, warnings
 from typing import Callable
 import numpy as np
 import matplotlib.pyplot as plt
@@ -32,6 +32,31 @@ def grid_points(grid:dict) -> list[dict]:
     for k, vs in grid.items(): pts = [{**p, k: v} for p in pts for v in vs]
     return pts
 
+# %% ../nbs/06d_tuning.ipynb #e3e23d40
+class _DropInterrupted(logging.Filter):
+    "Drops Optuna's report of a trial that Ctrl-C or SIGTERM stopped (the traceback, then 'failed with value None')."
+    stopping = False
+    def filter(self, rec):
+        if rec.exc_info and isinstance(rec.exc_info[1], KeyboardInterrupt): self.stopping = True
+        return not self.stopping
+
+@contextlib.contextmanager
+def _quiet():
+    """While Optuna works for us: its INFO lines and experimental-feature warnings (heartbeats) silenced, and a trial
+    stopped by Ctrl-C or SIGTERM not reported with a traceback (the interrupt goes on to the caller, who says what
+    stopped; the trial is left failed and a resumed sweep runs it again). The caller's Optuna verbosity is restored."""
+    import optuna
+    old, log, drop = optuna.logging.get_verbosity(), logging.getLogger('optuna.study._optimize'), _DropInterrupted()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    log.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        log.removeFilter(drop)
+        optuna.logging.set_verbosity(old)
+
 # %% ../nbs/06d_tuning.ipynb #8b0bded1
 def grid_search(grid:dict,                          # {option: values}
                 objective:Callable[[dict], float],  # params -> validation score (higher is better)
@@ -40,13 +65,13 @@ def grid_search(grid:dict,                          # {option: values}
     """Evaluate `objective(params)` at every point of `grid` (Optuna's `GridSampler`); `dict(best, best_value, curve)`,
     ties to the first point in grid order."""
     import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     grid = {k: check_grid(k, v) for k, v in grid.items()}
-    study = optuna.create_study(direction='maximize', sampler=optuna.samplers.GridSampler(grid, seed=seed))
     def f(trial):
         v = float(objective({k: trial.suggest_categorical(k, vs) for k, vs in grid.items()}))
         return v if math.isfinite(v) else float('-inf')        # a diverged point is recorded, never chosen
-    study.optimize(f)
+    with _quiet():
+        study = optuna.create_study(direction='maximize', sampler=optuna.samplers.GridSampler(grid, seed=seed))
+        study.optimize(f)
     seen = {tuple(t.params[k] for k in grid): t.value for t in study.trials}
     curve = [dict(params=p, value=seen[tuple(p.values())] if math.isfinite(seen[tuple(p.values())]) else None) for p in grid_points(grid)]
     ok = [c for c in curve if c['value'] is not None]
@@ -85,15 +110,6 @@ def plot_curve(curve:list,           # the sweep's points and scores
     ax.set_title(title or 'validation mean per-class accuracy (%)')
     return ax
 
-# %% ../nbs/06d_tuning.ipynb #e3e23d40
-@contextlib.contextmanager
-def _quiet():
-    "Optuna's experimental-feature warnings (heartbeats) silenced."
-    import optuna
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
-        yield
-
 # %% ../nbs/06d_tuning.ipynb #8dd1fa24
 def open_storage(url:str,             # storage URL, e.g. 'sqlite:///runs/sweeps.db'
                  heartbeat_s:int=20,  # seconds between a trial's heartbeats
@@ -102,7 +118,6 @@ def open_storage(url:str,             # storage URL, e.g. 'sqlite:///runs/sweeps
     """An Optuna database storage at `url` (e.g. 'sqlite:///runs/sweeps.db'), with heartbeats; a `ValueError` naming
     the URL if it cannot be opened."""
     import optuna
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not isinstance(url, str) or '://' not in url:
         raise ValueError(f"storage={url!r} is not a database URL; give e.g. 'sqlite:///path/to/sweeps.db' or a "
                          "server's URL (postgresql://...)")
@@ -162,6 +177,20 @@ def _sweep_objective(study, objective, keys):
         return v if math.isfinite(v) else float('-inf')       # a diverged point is recorded, never chosen
     return f
 
+# %% ../nbs/06d_tuning.ipynb #fa1408cd
+def _requeue_stopped(study):
+    """Queue again (as Optuna's retry of a dead process's trial does) every grid point whose trials all stopped: failed,
+    with none running, done or waiting."""
+    import optuna
+    from optuna.trial import TrialState
+    by, live = {}, (TrialState.RUNNING, TrialState.COMPLETE, TrialState.WAITING)
+    for t in study.get_trials(deepcopy=False):
+        if t.system_attrs.get('grid_id') is not None: by.setdefault(t.system_attrs['grid_id'], []).append(t)
+    for ts in by.values():
+        failed = sorted((t for t in ts if t.state == TrialState.FAIL), key=lambda t: t.number)
+        if failed and not any(t.state in live for t in ts):
+            optuna.storages.RetryHeartbeatStaleTrialCallback()(study, failed[-1])
+
 # %% ../nbs/06d_tuning.ipynb #af397aa1
 def grid_sweep(grid:dict,              # option -> values (the papers' grid)
                objective:Callable,     # params -> dict(value=validation score, **what to keep, e.g. the run's key)
@@ -176,16 +205,18 @@ def grid_sweep(grid:dict,              # option -> values (the papers' grid)
     import optuna
     from optuna.trial import TrialState
     grid = {k: check_grid(k, v) for k, v in grid.items()}
-    study = _open_study(grid, storage, name, config or {}, seed)
-    n, f = len(grid_points(grid)), _sweep_objective(study, objective, grid)
-    while len(_grid_ids(study, (TrialState.COMPLETE,))) < n:
-        started = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE))
-        waiting = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
-        if len(started) < n or waiting:
-            study.optimize(f, n_trials=1)    # a free point (or a killed process's, re-queued)
-        else:                                                        # the others' points are running
-            time.sleep(poll_s)
-            with _quiet(): optuna.storages.fail_stale_trials(study)
+    with _quiet():
+        study = _open_study(grid, storage, name, config or {}, seed)
+        n, f = len(grid_points(grid)), _sweep_objective(study, objective, grid)
+        while len(_grid_ids(study, (TrialState.COMPLETE,))) < n:
+            _requeue_stopped(study)
+            started = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE))
+            waiting = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
+            if len(started) < n or waiting:
+                study.optimize(f, n_trials=1)    # a free point (or a killed process's, re-queued)
+            else:                                                    # the others' points are running
+                time.sleep(poll_s)
+                optuna.storages.fail_stale_trials(study)
     done = _grid_ids(study, (TrialState.COMPLETE,))
     return _choose(grid, {tuple(t.params[k] for k in grid): t for t in done.values()})
 

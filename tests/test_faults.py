@@ -280,6 +280,27 @@ def test_sigterm_like_ctrl_c(tmp_path):
     assert _stray_tmp(out) == []
 
 
+SWEEP_JOB = ['--only', 'wb-paper', '--seeds', '0', '--epochs', '40', '--set', 'wd=[0,0.001]', '--set', 'wd2=[0,0.1]',
+             '--set', 'r=[0,0.5]', '--device', 'cpu']
+
+
+def test_signals_in_a_sweep(tmp_path):
+    """Ctrl-C, then SIGTERM, while a swept training run trains (WB's stage-1 WD grid, an Optuna trial): the stop
+    message only, no Optuna traceback; the same command then ends with the uninterrupted table, re-queuing the stopped
+    point without Optuna's 're-evaluating' warning."""
+    ref = tmp_path / 'ref'; r = run([*SWEEP_JOB, '--out', str(ref)]); assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / 'o'
+    for sig, code, why in ((signal.SIGINT, 130, 'interrupted'), (signal.SIGTERM, 143, 'terminated (SIGTERM)')):
+        p, err = _background([*SWEEP_JOB, '--out', str(out)], tmp_path); t0 = time.time()
+        while not [c for c in out.glob('runs/*/models/ckpt.pth') if c.stat().st_mtime > t0]:   # an epoch saved by this process
+            assert p.poll() is None and time.time() - t0 < 300, err.read_text()[-3000:]; time.sleep(0.02)
+        p.send_signal(sig); p.wait(timeout=120); se = err.read_text()
+        assert p.returncode == code and why in se and 'Traceback' not in se and 'Trial' not in se, se[-3000:]
+    r = run([*SWEEP_JOB, '--out', str(out)])
+    assert r.returncode == 0 and 'GridSampler' not in r.stderr, r.stderr[-3000:]
+    assert (out / 'table.md').read_text() == (ref / 'table.md').read_text()
+
+
 _SHUTDOWN = """
 import atexit, os, signal, sys, time
 import ltr_nb.cli as c
