@@ -69,7 +69,7 @@ def summary_table(summary:dict,       # `summarize`'s output
                   n_seeds:bool=True,  # add a column with the number of seeds
                  ) -> str:
     """Markdown: one row per experiment, Many / Medium / Few / All (%) as mean ± std over seeds (the mean alone for one
-    seed), the paper's All beside, diverged rows marked."""
+    seed), the paper's All beside (its sources under the table), diverged rows marked."""
     pap = any(s['paper'] for s in summary.values())      # the paper column only where a paper number exists
     lines = ['| experiment | method | seeds | Many | Medium | Few | All |' + (' paper All |' if pap else ''),
              '|---|---|---|---:|---:|---:|---:|' + ('---:|' if pap else '')]
@@ -81,7 +81,8 @@ def summary_table(summary:dict,       # `summarize`'s output
             continue
         t = s['test']
         lines.append(f"| {name} | {s['label']} | {len(s['seeds'])} | " + ' | '.join(_ms(t[k], len(s['seeds'])) for k in ('many', 'medium', 'few', 'all')) + f" |{pa}")
-    return '\n'.join(lines)
+    src = [f"{n}: {s['paper']['source']}" for n, s in summary.items() if (s['paper'] or {}).get('source')]
+    return '\n'.join(lines) + ('\n\npaper All, published, not a run of this suite: ' + '; '.join(src) if src else '')
 
 # %% ../nbs/09b_report.ipynb #68a0fa05
 def row_claim(runs:dict,         # a results record's `runs`: {row name: [one result per seed]}
