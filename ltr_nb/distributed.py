@@ -33,10 +33,11 @@ def available_backends() -> list[str]:
     return [b for b in _BACKENDS if dist.is_available() and dist.is_backend_available(b)]
 
 # %% ../nbs/06c_distributed.ipynb #b61b9a81
-def _leave_at_exit():
-    """Leave the process group while Python still runs. `init_distributed` registers it for a group it made: a
-    script that ends, exits or raises without `finish_distributed` would leave the group to the interpreter's
-    teardown, where gloo's threads can abort the process ('terminate called without an active exception')."""
+def _leave_group():
+    """Leave the process group, if in one (without waiting for the others). `init_distributed` also runs it at exit for
+    a group it made: a script that ends, exits or raises without `finish_distributed` would leave the group to the
+    interpreter's teardown, where gloo's threads can abort the process ("terminate called without an active
+    exception")."""
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
 def init_distributed(backend:str|None=None,   # 'nccl' (GPUs), 'gloo' (CPUs), ...; default: nccl with CUDA, else gloo
@@ -66,7 +67,8 @@ def init_distributed(backend:str|None=None,   # 'nccl' (GPUs), 'gloo' (CPUs), ..
                              "at most that many processes per node")
         torch.cuda.set_device(lr)
     dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_min))
-    atexit.unregister(_leave_at_exit); atexit.register(_leave_at_exit)
+    atexit.unregister(_leave_group)       # once, however often the group is made again
+    atexit.register(_leave_group)
     return rank_world()
 
 # %% ../nbs/06c_distributed.ipynb #0d1303ce
@@ -96,7 +98,7 @@ def finish_distributed():
     is left running)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        _leave_group()
 
 # %% ../nbs/06c_distributed.ipynb #fcbfe72e
 def exit_together(message:str,        # what went wrong (printed with the program's name and, when launched, the rank)
@@ -122,7 +124,7 @@ def exit_together(message:str,        # what went wrong (printed with the progra
             dist.monitored_barrier(group=g, timeout=t, wait_all_ranks=True)
         except Exception: pass      # a process that did not fail, or a dead launcher: exit anyway
         finally:
-            if dist.is_initialized(): dist.destroy_process_group()
+            _leave_group()
     sys.exit(code)
 
 # %% ../nbs/06c_distributed.ipynb #3198a3f4

@@ -183,13 +183,9 @@ def _requeue_stopped(study):
     with none running, done or waiting."""
     import optuna
     from optuna.trial import TrialState
-    by, live = {}, (TrialState.RUNNING, TrialState.COMPLETE, TrialState.WAITING)
-    for t in study.get_trials(deepcopy=False):
-        if t.system_attrs.get('grid_id') is not None: by.setdefault(t.system_attrs['grid_id'], []).append(t)
-    for ts in by.values():
-        failed = sorted((t for t in ts if t.state == TrialState.FAIL), key=lambda t: t.number)
-        if failed and not any(t.state in live for t in ts):
-            optuna.storages.RetryHeartbeatStaleTrialCallback()(study, failed[-1])
+    failed = _grid_ids(study, (TrialState.FAIL,))
+    live = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE, TrialState.WAITING))
+    for g in failed.keys() - live.keys(): optuna.storages.RetryHeartbeatStaleTrialCallback()(study, failed[g])
 
 # %% ../nbs/06d_tuning.ipynb #af397aa1
 def grid_sweep(grid:dict,              # option -> values (the papers' grid)

@@ -55,6 +55,7 @@ def test_group_left_at_exit(tmp_path, how):
     else: assert r.returncode != 0 and 'the script failed' in r.stderr and left   # the launcher may stop the slower one
     assert left == [False] * len(left) and 'terminate called' not in r.stderr, (left, r.stderr[-2000:])
 
+
 def test_weights_same_on_ranks_and_as_one_process(tmp_path):
     "After 3 epochs (about 60 steps, MaxNorm after every step): identical on both ranks; equal to one process with the same global batch."
     launch(tmp_path / 'two', 'train'); launch(tmp_path / 'one', 'train', n=1)
