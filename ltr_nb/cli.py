@@ -118,14 +118,21 @@ def _stopped(why):
     return f"\nltr_nb: {why}; finished runs and the last epoch's checkpoint are kept; run the same command to resume\n"
 
 # %% ../nbs/09c_cli.ipynb #2edc9b3e
+def _raise_terminated(signum, frame): raise _Terminated()
+
+
+def _why(e):
+    "What stopped the job (a `KeyboardInterrupt` or `_Terminated`) and the exit code the shell gives that signal."
+    return ('terminated (SIGTERM)', 143) if isinstance(e, _Terminated) else ('interrupted', 130)
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
     "While the command runs, SIGTERM raises `_Terminated` (the main thread only; elsewhere nothing changes)."
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    def stop(signum, frame): raise _Terminated()
-    old = signal.signal(signal.SIGTERM, stop)
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
     try: yield
     finally: signal.signal(signal.SIGTERM, old)
 
@@ -149,7 +156,7 @@ def main(argv=None):
         except (ValueError, FileNotFoundError) as e:
             exit_together(str(e), 2)        # on every process of a launched job
         except KeyboardInterrupt as e:
-            why, code = ('terminated (SIGTERM)', 143) if isinstance(e, _Terminated) else ('interrupted', 130)
+            why, code = _why(e)
             p.exit(code, _stopped(why))
     if r.get('diverged'):
         p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the "
@@ -163,14 +170,15 @@ def _quiet_exit():
 
 
 def entry():
-    "The `ltr_nb` console script: `main`, then a quiet exit (a late signal: a message, never a traceback)."
+    "The `ltr_nb` console script: `main`, then a quiet exit (a late signal: a message, never a traceback or a silent kill)."
+    signal.signal(signal.SIGTERM, _raise_terminated)    # to the quiet exit: outside `main`'s handler SIGTERM killed at once
     try:
         try: code = main()
         finally: _quiet_exit()
-    except KeyboardInterrupt:       # landed between `main`'s own handler and the quiet exit
+    except KeyboardInterrupt as e:       # landed between `main`'s own handler and the quiet exit
         _quiet_exit()
-        code = 130
-        print(_stopped('interrupted'), end='', file=sys.stderr)
+        why, code = _why(e)
+        print(_stopped(why), end='', file=sys.stderr)
     sys.exit(code)
 
 # %% ../nbs/09c_cli.ipynb #7dec9150

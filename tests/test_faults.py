@@ -310,17 +310,22 @@ def fake_main(case=sys.argv[1]):
     print('wrote the table', flush=True)
     if case == 'atexit': atexit.register(kill_self, signal.SIGINT, signal.SIGTERM); return 0
     if case == 'exit2': atexit.register(kill_self, signal.SIGINT); raise SystemExit(2)
+    if case == 'late-term': kill_self(signal.SIGTERM); return 0
+    if case == 'main-term': c._real_main(['--list']); kill_self(signal.SIGTERM); return 0
     kill_self(signal.SIGINT); return 0      # after main's own handler: the signal lands in entry
-c.main = fake_main; c.entry()
+c._real_main, c.main = c.main, fake_main
+c.entry()
 """
 
 
-@pytest.mark.parametrize('case,code', [('atexit', 0), ('exit2', 2), ('late', 130)])
+@pytest.mark.parametrize('case,code', [('atexit', 0), ('exit2', 2), ('late', 130), ('late-term', 143), ('main-term', 143)])
 def test_signal_after_the_job_is_quiet(case, code):
-    "The CI failure of 2026-12-02: SIGINT landing in an exit handler while the interpreter shut down printed a traceback."
+    """The CI failures of 2026-12-02: SIGINT landing in an exit handler while the interpreter shut down printed a
+    traceback; SIGTERM landing after `main`'s handler, before the quiet exit, killed the process silently (-15)."""
     r = subprocess.run([sys.executable, '-c', _SHUTDOWN, case], capture_output=True, text=True, timeout=120, env=ENV)
     assert r.returncode == code and 'Traceback' not in r.stderr and 'Exception ignored' not in r.stderr, (r.returncode, r.stderr)
-    if case == 'late': assert 'interrupted' in r.stderr and 'run the same command to resume' in r.stderr, r.stderr
+    why = {130: 'interrupted', 143: 'terminated (SIGTERM)'}.get(code)
+    if why: assert why in r.stderr and 'run the same command to resume' in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
