@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, contextlib, json, shlex, signal, sys, threading
 from dataclasses import fields
+from .core import name_list
 from .data import DATASETS
 from .listfile import LIST_RECIPES
 from .models import ARCHS
@@ -91,18 +92,15 @@ def suite_kwargs(a) -> dict:
         if '=' not in kv: raise ValueError(f"set={kv!r} must be OPTION=VALUE, e.g. head_epochs=5")
         k, v = kv.split('=', 1)
         opts[k.strip()] = _value(v)
-    only = [x.strip() for x in a.only.split(',') if x.strip()] if a.only is not None else None
-    if a.only is not None and not only: raise ValueError(f"only={a.only!r} names no experiment")
-    return dict(suite=a.suite, only=only, overrides=over, options=opts, out=a.out, fresh=a.fresh, dry_run=a.dry_run,
-                device=a.device,
-                data_root=a.data_root, download=a.download, backend=a.backend, storage=a.storage)
+    return dict(suite=a.suite, only=name_list('only', a.only), overrides=over, options=opts, out=a.out, fresh=a.fresh,
+                dry_run=a.dry_run, device=a.device, data_root=a.data_root, download=a.download, backend=a.backend,
+                storage=a.storage)
 
 # %% ../nbs/09c_cli.ipynb #ca68c83f
 def _verify(p, a) -> int:
     "`ltr_nb --verify FOLDER`: the verdict per row, exit 1 when one differs (see What repeats)."
     from ltr_nb.verify import verify_folder, verify_report
-    only = [x.strip() for x in a.only.split(',') if x.strip()] if a.only else None
-    try: v = verify_folder(a.verify, only=only, device=a.device, data_root=a.data_root, weights=a.committed_weights)
+    try: v = verify_folder(a.verify, only=a.only, device=a.device, data_root=a.data_root, weights=a.committed_weights)
     except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)
     print(verify_report(v))
     if not v['ok']: p.exit(1, f"ltr_nb: error: {str(a.verify)!r} does not repeat (see the verdicts above)\n")

@@ -12,8 +12,8 @@ import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'pick_device', 'as_array',
-           'fp_path', 'env_info', 'StateError', 'load_state', 'read_json', 'DiskFull', 'write_atomic', 'rank_world',
-           'is_main', 'comm_device', 'all_sum']
+           'name_list', 'fp_path', 'env_info', 'StateError', 'load_state', 'read_json', 'DiskFull', 'write_atomic',
+           'rank_world', 'is_main', 'comm_device', 'all_sum']
 
 # %% ../nbs/00_core.ipynb #6fdfe0f0
 _TV_SCHEMAS = {'nms': '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
@@ -76,6 +76,18 @@ def as_array(x,           # an array, list or tensor (any device, bf16 included)
     "`np.asarray` of anything array-like, a tensor on any device included (detached and copied to the CPU)."
     if isinstance(x, torch.Tensor): x = (x.float() if x.dtype == torch.bfloat16 else x).detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
+
+# %% ../nbs/00_core.ipynb #c92881e4
+def name_list(arg:str,  # the argument's name, for messages
+              v,        # None, 'a,b' (the command line's form) or a list of names
+             ) -> list[str]|None:
+    "`v` as a list of names (None stays None); a `ValueError` naming `arg` if it names nothing or is not names."
+    if v is None: return None
+    names = [x.strip() for x in v.split(',') if x.strip()] if isinstance(v, str) else v
+    if not isinstance(names, (list, tuple)) or not all(isinstance(x, str) and x for x in names):
+        raise ValueError(f"{arg}={v!r}: give names, as 'a,b' or ['a', 'b']")
+    if not names: raise ValueError(f"{arg}={v!r} names nothing; give at least one, or none of the argument for all")
+    return list(names)
 
 # %% ../nbs/00_core.ipynb #f4678a72
 def _ver(mod):

@@ -8,7 +8,7 @@ import contextlib, json, os, sys, time, zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 import torch
-from .core import env_info, is_main, rank_world, read_json, write_atomic
+from .core import env_info, is_main, name_list, rank_world, read_json, write_atomic
 from .folder import write_json, read_manifest, write_manifest, clear_results, FolderLock
 from .distributed import (
     launched, init_distributed, local_device, check_same, broadcast, one_process)
@@ -170,7 +170,8 @@ def check_out(out:Path,               # the output folder
 def _apply(exps, only=None, overrides=None, options=None):
     """The experiments named in `only` (all if None), with field `overrides` and method `options` applied, each checked
     again."""
-    if only:
+    only = name_list('only', only)
+    if only is not None:
         unknown = [n for n in only if n not in [e.name for e in exps]]
         if unknown:
             raise ValueError(f"only={','.join(only)!r}: {unknown} are not in the suite; its experiments: "

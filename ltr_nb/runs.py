@@ -22,7 +22,7 @@ from .tuning import grid_sweep, open_storage, grid_points
 # %% auto #0
 __all__ = ['Diverged', 'FiniteCheck', 'finite_report', 'spec_key', 'comparable', 'result_key', 'train_spec', 'build_learner',
            'train_run', 'train_seconds', 'fmt_point', 'sweep_runs', 'epochs_done', 'sec_per_epoch', 'grid_rows', 'plan',
-           'print_plan']
+           'speed_key', 'measured_sec_per_epoch', 'print_plan']
 
 # %% ../nbs/08e_runs.ipynb #d4958b52
 class Diverged(Exception):
@@ -284,6 +284,31 @@ def plan(exps,   # the experiments (rows)
     for r in runs.values(): r['done'] = epochs_done(r['spec'], root) if Path(root).is_dir() else 0
     return list(runs.values())
 
+# %% ../nbs/08e_runs.ipynb #c146e3ff
+_SPEED = ('arch', 'bs', 'sampler', 'augment', 'channels_last', 'bf16', 'compile')
+
+def speed_key(spec:dict) -> str:
+    "What a run's epoch time depends on: its data, trainer, model, batch size, sampler and speed options."
+    c = spec['config']
+    return spec_key([spec['data'], spec['trainer'], {k: c.get(k) for k in _SPEED}])
+
+
+def measured_sec_per_epoch(root,  # a results folder
+                           dev,   # the device the job would train on
+                          ) -> dict:
+    """`{speed_key: median seconds per epoch}` over the finished runs under `root` timed on `dev`'s kind of device with
+    this job's number of processes."""
+    times = {}
+    for f in sorted(Path(root).glob('runs/*/record.json')):
+        rec = read_json(f, 'run record', keys=('status', 'config'))
+        env, spec_f = rec.get('env') or {}, f.parent/'spec.json'
+        if (rec['status'] != 'done' or not rec.get('epoch_seconds') or not spec_f.is_file()
+            or str(env.get('device', '')).split(':')[0] != str(dev).split(':')[0]
+            or env.get('processes', 1) != rank_world()[1]): continue
+        k = speed_key(read_json(spec_f, 'run spec', keys=('data', 'trainer', 'config')))
+        times.setdefault(k, []).extend(rec['epoch_seconds'])
+    return {k: float(np.median(v)) for k, v in times.items()}
+
 # %% ../nbs/08e_runs.ipynb #9a57f77f
 def print_plan(s,      # the suite
                exps,   # the experiments (rows)
@@ -294,13 +319,14 @@ def print_plan(s,      # the suite
                out,    # the output folder
                how,    # 'new', 'resume' or 'fresh'
               ) -> dict:
-    "Print the training runs (a sweep's one per grid point), what is done and a rough time; train nothing."
-    est = {}
+    """Print the training runs (a sweep's one per grid point), what is done and a rough time (from the folder's finished
+    runs where it has some of the kind, else from timing a few batches); train nothing."""
+    est = measured_sec_per_epoch(out, dev) if how == 'resume' else {}
+    how_est = dict.fromkeys(est, 'measured')
     for r in runs:
-        c = r['spec']['config']
-        k = spec_key([r['spec']['data'], r['spec']['trainer'], c['arch'], c['bs'], c['sampler']])
-        if k not in est: est[k] = sec_per_epoch(r['spec'], r['data'], dev)
-        r['est_s'] = est[k] * (c['epochs'] - r['done'])
+        c, k = r['spec']['config'], speed_key(r['spec'])
+        if k not in est: est[k], how_est[k] = sec_per_epoch(r['spec'], r['data'], dev), 'timed'
+        r['est_s'], r['est_how'] = est[k] * (c['epochs'] - r['done']), how_est[k]
     n_sw = sum(len(grid_rows(e)) * len(e.seeds) for e in exps if train_grid(e))
     lines = [f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s) on {dev}" + (f" ({n_sw} of them in sweeps)" if n_sw else '')
              + f", {total - done} of {total} epochs to train; out={str(out)} ({how})"]
@@ -309,8 +335,10 @@ def print_plan(s,      # the suite
         how_ = ', '.join(f"{k} {v:g}" for k, v in r['spec']['settings'].items()) if r['spec']['settings'] else f"wd {c['wd']:g}"
         lines.append(f"  run {r['key']} seed {r['seed']}: {r['spec']['trainer']} {r['data'].name} sampler "
                      f"{c['sampler']} {how_}, "
-                     f"{r['done']}/{c['epochs']} epochs done, ~{r['est_s'] / 60:.1f} min; rows: {', '.join(r['experiments'])}")
+                     f"{r['done']}/{c['epochs']} epochs done, ~{r['est_s'] / 60:.1f} min ({r['est_how']}); "
+                     f"rows: {', '.join(r['experiments'])}")
     lines.append(f"about {sum(r['est_s'] for r in runs) / 60:.1f} min of training in all (heads, LA and WB stage 2 "
-                 "add a little)")
+                 "add a little); measured: the median epoch of this folder's finished runs of the kind, timed: a few "
+                 "batches timed now (rough; slow while other work shares the machine)")
     print('\n'.join(lines))
     return dict(plan=runs, text='\n'.join(lines))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, math, shlex, shutil, tempfile
 from pathlib import Path
 import numpy as np
-from .core import env_info, read_json, StateError
+from .core import env_info, name_list, read_json, StateError
 from .folder import read_manifest
 
 # %% auto #0
@@ -95,6 +95,7 @@ def _rerun_kwargs(folder:Path, rec:dict, only:list|None) -> dict:
     if not argv and rec['command'] != 'ltr_nb':
         raise StateError(f"{str(folder/'results.json')!r} records no command to re-run")
     kw = suite_kwargs(command_parser().parse_args(argv))
+    only = name_list('only', only)
     if only is not None:
         missing = [n for n in only if n not in rec['runs']]
         if missing:

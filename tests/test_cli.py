@@ -44,6 +44,7 @@ def _bad_zip(tmp):
     (['--many', '10', '--few', '50'], 'must satisfy many >= few'),
     (['--seeds', '0,0'], 'seeds=[0, 0] has duplicates'),
     (['--only', 'nope'], "['nope'] are not in the suite"),
+    (['--only', ' , '], "only=' , ' names nothing"),
     (['--set', 'colour=1'], "no selected experiment's method takes option 'colour'"),
     (['--only', 'joint-ib', '--set', 'tau=1'], "no selected experiment's method takes option 'tau'"),
     (['nosuch'], "suite='nosuch' is neither a shipped suite"),
