@@ -145,7 +145,13 @@ def main(argv=None):
             print(f"{n}: {s.get('about', '')} ({len(s['experiments'])} experiments)")
         for k, m in METHODS.items(): print(f"method {k}: {m.about} options {m.defaults}")
         return 0
-    if a.verify is not None: return _verify(p, a)
+    if a.verify is not None:
+        with _sigterm_as_interrupt():
+            try: return _verify(p, a)
+            except KeyboardInterrupt as e:
+                why, code = _why(e)
+                p.exit(code, f"\nltr_nb: {why}; verification stopped: {str(a.verify)!r} is unchanged and the re-run's "
+                             "temporary folder removed; the same command starts it again\n")
     cmd = shlex.join(['ltr_nb'] + list(sys.argv[1:] if argv is None else argv))
     with _sigterm_as_interrupt():
         try:

@@ -1,5 +1,5 @@
 """`ltr_nb --verify`: a committed folder re-run row by row; a tampered number is caught; the checked folder is never written."""
-import hashlib, json, shutil, subprocess, sysconfig
+import hashlib, json, os, shutil, signal, subprocess, sysconfig
 from pathlib import Path
 import pytest
 
@@ -35,6 +35,21 @@ def test_tampered_number_is_caught(copy):
     r = subprocess.run([LTR, '--verify', str(copy), '--only', 'joint-ib'], capture_output=True, text=True, timeout=900)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
     assert '| joint-ib |' in r.stdout and 'differs' in r.stdout and 'does not repeat' in r.stderr
+
+
+@pytest.mark.parametrize('sig,code,why', [(signal.SIGINT, 130, 'interrupted'), (signal.SIGTERM, 143, 'terminated (SIGTERM)')])
+def test_verify_stopped_says_so(copy, tmp_path, sig, code, why):
+    "Ctrl-C or SIGTERM during --verify: no 'resume' (nothing is kept), the folder unchanged, no re-run left behind."
+    before, tmp = _digest(copy), tmp_path / 'tmp'
+    tmp.mkdir()
+    p = subprocess.Popen([LTR, '--verify', str(copy), '--only', 'joint-ib'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env={**os.environ, 'TMPDIR': str(tmp)})
+    for line in p.stdout:
+        if line.startswith('suite '): p.send_signal(sig); break       # the re-run has started
+    so, se = p.communicate(timeout=300)
+    assert p.returncode == code and f'{why}; verification stopped' in se, (p.returncode, se[-3000:])
+    assert 'Traceback' not in se and 'resume' not in se, se[-3000:]
+    assert _digest(copy) == before and not list(tmp.glob('ltr_nb-verify-*'))
 
 
 def test_verify_refuses_what_is_not_a_results_folder(tmp_path):
