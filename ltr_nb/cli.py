@@ -174,8 +174,8 @@ def _quiet_exit():
 
 
 def entry():
-    "The `ltr_nb` console script: `main`, then a quiet exit (a late signal: a message, never a traceback or a silent kill)."
-    signal.signal(signal.SIGTERM, _raise_terminated)    # to the quiet exit: outside `main`'s handler SIGTERM killed at once
+    "The `ltr_nb` console script: `main`, then a quiet exit (a late signal: a message; no traceback, no silent kill)."
+    signal.signal(signal.SIGTERM, _raise_terminated)    # until the quiet exit (the default kills silently)
     try:
         try: code = main()
         finally: _quiet_exit()
