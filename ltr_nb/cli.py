@@ -134,6 +134,16 @@ def _sigterm_as_interrupt():
     try: yield
     finally: signal.signal(signal.SIGTERM, old)
 
+
+@contextlib.contextmanager
+def _stops(p, say):
+    "Ctrl-C or SIGTERM inside: exit 130 / 143 with `say(why)` (`p`'s exit, no traceback)."
+    with _sigterm_as_interrupt():
+        try: yield
+        except KeyboardInterrupt as e:
+            why, code = _why(e)
+            p.exit(code, say(why))
+
 # %% ../nbs/09c_cli.ipynb #3da5876c
 def main(argv=None):
     "The `ltr_nb` command: every input checked before training; ctrl-C keeps what is done; exit 1 when a run diverged."
@@ -146,22 +156,16 @@ def main(argv=None):
         for k, m in METHODS.items(): print(f"method {k}: {m.about} options {m.defaults}")
         return 0
     if a.verify is not None:
-        with _sigterm_as_interrupt():
-            try: return _verify(p, a)
-            except KeyboardInterrupt as e:
-                why, code = _why(e)
-                p.exit(code, f"\nltr_nb: {why}; verification stopped: {str(a.verify)!r} is unchanged and the re-run's "
-                             "temporary folder removed; the same command starts it again\n")
+        with _stops(p, lambda why: f"\nltr_nb: {why}; verification stopped: {str(a.verify)!r} is unchanged and the "
+                                   "re-run's temporary folder removed; the same command starts it again\n"):
+            return _verify(p, a)
     cmd = shlex.join(['ltr_nb'] + list(sys.argv[1:] if argv is None else argv))
-    with _sigterm_as_interrupt():
+    with _stops(p, _stopped):
         try:
             r = run_suite(**suite_kwargs(a), command=cmd)
             finish_distributed()
         except (ValueError, FileNotFoundError) as e:
             exit_together(str(e), 2)        # on every process of a launched job
-        except KeyboardInterrupt as e:
-            why, code = _why(e)
-            p.exit(code, _stopped(why))
     if r.get('diverged'):
         p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the "
                   "table)\n")

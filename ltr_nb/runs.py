@@ -321,12 +321,12 @@ def print_plan(s,      # the suite
               ) -> dict:
     """Print the training runs (a sweep's one per grid point), what is done and a rough time (from the folder's finished
     runs where it has some of the kind, else from timing a few batches); train nothing."""
-    est = measured_sec_per_epoch(out, dev) if how == 'resume' else {}
-    how_est = dict.fromkeys(est, 'measured')
+    est = {k: (v, 'measured') for k, v in (measured_sec_per_epoch(out, dev) if how == 'resume' else {}).items()}
     for r in runs:
         c, k = r['spec']['config'], speed_key(r['spec'])
-        if k not in est: est[k], how_est[k] = sec_per_epoch(r['spec'], r['data'], dev), 'timed'
-        r['est_s'], r['est_how'] = est[k] * (c['epochs'] - r['done']), how_est[k]
+        if k not in est: est[k] = sec_per_epoch(r['spec'], r['data'], dev), 'timed'
+        sec, r['est_how'] = est[k]
+        r['est_s'] = sec * (c['epochs'] - r['done'])
     n_sw = sum(len(grid_rows(e)) * len(e.seeds) for e in exps if train_grid(e))
     lines = [f"suite {s['name']}: {len(exps)} experiment(s), {len(runs)} training run(s) on {dev}" + (f" ({n_sw} of them in sweeps)" if n_sw else '')
              + f", {total - done} of {total} epochs to train; out={str(out)} ({how})"]

@@ -88,7 +88,7 @@ def compare_runs(old:dict,           # the committed `runs`
     return rows
 
 # %% ../nbs/09a_verify.ipynb #f042fd2e
-def _rerun_kwargs(folder:Path, rec:dict, only:list|None) -> dict:
+def _rerun_kwargs(folder:Path, rec:dict, only) -> dict:
     "`run_suite`'s arguments as the recorded command gave them, with `only` checked against the folder's rows."
     from ltr_nb.cli import command_parser, suite_kwargs   # (the runner's command line, read as the recorded command says)
     argv = shlex.split(rec['command'] or '')[1:]
@@ -106,7 +106,7 @@ def _rerun_kwargs(folder:Path, rec:dict, only:list|None) -> dict:
 
 # %% ../nbs/09a_verify.ipynb #ca6584cb
 def verify_folder(folder,                # a results folder written by `ltr_nb`
-                  only:list|None=None,   # rows to re-run (default: all)
+                  only=None,             # rows to re-run, 'a,b' or a list (default: all)
                   device:str|None=None,  # where to re-run (default: cpu)
                   data_root=None,        # folder holding the datasets (default: `$LTR_NB_DATA`)
                   keep=None,             # keep the re-run here (default: a temporary folder)
