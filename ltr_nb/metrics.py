@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_metrics.ipynb #26fba112
 from __future__ import annotations
+import math
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
@@ -13,8 +14,8 @@ from .core import all_sum, as_array
 from .data import class_groups, GROUPS, Groups
 
 # %% auto #0
-__all__ = ['class_counts', 'counts_accuracy', 'per_class_accuracy', 'group_accuracy', 'lt_report', 'LTAccuracy', 'lt_metrics',
-           'plot_per_class_acc', 'results_table']
+__all__ = ['ALPHA', 'VERDICTS', 'class_counts', 'counts_accuracy', 'per_class_accuracy', 'group_accuracy', 'lt_report',
+           'LTAccuracy', 'lt_metrics', 'plot_per_class_acc', 'results_table', 'seed_test', 'holm', 'judge']
 
 # %% ../nbs/04_metrics.ipynb #f35ee0e3
 def class_counts(preds,      # logits [N, C] or predicted labels [N]
@@ -169,3 +170,47 @@ def results_table(reports:dict,               # {name: report or [reports over s
         reps = reps if isinstance(reps, (list, tuple)) else [reps]
         lines.append(f'| {name} | ' + ' | '.join(_fmt([r[k] for r in reps]) for k in ('many', 'medium', 'few', 'all')) + ' |')
     return '\n'.join(lines)
+
+# %% ../nbs/04_metrics.ipynb #34941a90
+ALPHA = 0.05   # the family-wise level of every verdict
+VERDICTS = ('held', 'the other way', 'not shown', 'no verdict (one seed)')
+
+def seed_test(a,             # per-seed numbers of the row claimed better
+              b,             # per-seed numbers of the row it is compared with
+              paired:bool,   # seed i of `a` and of `b` share seed, split and initialisation stream
+             ) -> dict:
+    "`dict(diff, lo, hi, p, test, n)`: mean difference `a - b`, its 95 % interval and two-sided p (paired t or Welch)."
+    from scipy.stats import t as student
+    a, b = (np.asarray(v, dtype=float) for v in (a, b))
+    for n, v in (('a', a), ('b', b)):
+        if v.ndim != 1 or not np.isfinite(v).all(): raise ValueError(f"{n}={v.tolist()!r} must be finite numbers, one per seed")
+    if paired and len(a) != len(b): raise ValueError(f"paired=True needs one number per seed on both sides; got {len(a)} and {len(b)}")
+    d, n = float(a.mean() - b.mean()), (len(a), len(b))
+    if min(n) < 2: return dict(diff=d, lo=math.nan, hi=math.nan, p=math.nan, test='none (one seed)', n=n)
+    if paired: se, df = (a - b).std(ddof=1) / math.sqrt(len(a)), len(a) - 1
+    else:
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        se = math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else len(a) + len(b) - 2
+    if se == 0: p, h = float(d == 0), 0.0
+    else: p, h = float(2 * student.sf(abs(d) / se, df)), float(student.ppf(0.975, df) * se)
+    return dict(diff=d, lo=d - h, hi=d + h, p=p, test='paired t' if paired else 'Welch t', n=n)
+
+# %% ../nbs/04_metrics.ipynb #54398663
+def holm(ps) -> np.ndarray:
+    "Holm's step-down adjusted p-values (family-wise); a NaN (a comparison with no test) stays NaN and is not counted."
+    p = np.asarray(ps, dtype=float).reshape(-1)
+    out, ok = np.full(len(p), math.nan), ~np.isnan(p)
+    q = p[ok]; o = np.argsort(q, kind='stable'); m = len(q)
+    adj = np.empty(m); adj[o] = np.minimum(1, np.maximum.accumulate((m - np.arange(m)) * q[o]))
+    out[ok] = adj
+    return out
+
+def judge(tests:list,          # `seed_test` results: the comparisons of one table
+          alpha:float=ALPHA,   # family-wise level
+         ) -> list:
+    "Each test with `p_holm` (Holm over `tests`) and its `verdict`, one of `VERDICTS`."
+    def v(t, q):
+        if math.isnan(q): return VERDICTS[3]
+        return VERDICTS[2] if q >= alpha else VERDICTS[0] if t['diff'] > 0 else VERDICTS[1]
+    return [t | dict(p_holm=float(q), verdict=v(t, q)) for t, q in zip(tests, holm([t['p'] for t in tests]))]

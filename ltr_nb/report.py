@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 from .listfile import ListData
-from .metrics import plot_per_class_acc
+from .metrics import plot_per_class_acc, seed_test, judge, ALPHA
 from .train import plot_weight_norms
 from .tuning import plot_curve
 from .runs import fmt_point
 from .methods import METHODS
-from .experiments import Experiment, data_spec
+from .experiments import Experiment, data_spec, SUITES_DIR
+from .core import read_json
 
 # %% auto #0
-__all__ = ['GROUP_NAMES', 'summarize', 'summary_table', 'row_claim', 'claims_table', 'data_name', 'write_plots']
+__all__ = ['GROUP_NAMES', 'summarize', 'summary_table', 'row_claim', 'judge_claims', 'fmt_claim', 'claims_table', 'suite_claims',
+           'findings_table', 'data_name', 'write_plots']
 
 # %% ../nbs/09b_report.ipynb #069eb6b3
 GROUP_NAMES = {'many': 'Many', 'medium': 'Medium', 'few': 'Few', 'all': 'All', 'mean_cls': 'mean per class'}
@@ -85,43 +87,131 @@ def summary_table(summary:dict,       # `summarize`'s output
     return '\n'.join(lines) + ('\n\npaper All, published, not a run of this suite: ' + '; '.join(src) if src else '')
 
 # %% ../nbs/09b_report.ipynb #68a0fa05
-def row_claim(runs:dict,         # a results record's `runs`: {row name: [one result per seed]}
-              a:str,             # the row claimed better
-              b:str,             # the row it is compared with
-              group:str='all',   # 'all', 'many', 'medium', 'few' or 'mean_cls'
-              k:float=2.0,       # standard errors a difference must exceed
+def _paired(record:dict, a:str, b:str) -> bool:
+    "Rows `a` and `b` of `record` share their seeds and their data split: seed i of both had the same split and streams."
+    data, runs = record.get('data') or {}, record['runs']
+    return (sorted(r['seed'] for r in runs[a]) == sorted(r['seed'] for r in runs[b])
+            and a in data and b in data and data[a] == data[b])
+
+def row_claim(record:dict,      # a results record (`results.json`): its `runs` and `data`
+              a:str,            # the row claimed better
+              b:str,            # the row it is compared with
+              group:str='all',  # 'all', 'many', 'medium', 'few' or 'mean_cls'
              ) -> dict:
-    "`dict(a, b, mean_a, mean_b, diff, se, verdict)` in percent: did row `a` beat row `b` on the test split?"
+    "Did row `a` beat row `b` on the test split? `seed_test` in percent, with both means and `paired`; no correction."
     _check_group(group)
-    x, y = (100 * np.array([r['test'][group] for r in runs[n] if r.get('status', 'done') == 'done']) for n in (a, b))
-    d = float(x.mean() - y.mean())
-    se = float(np.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))) if min(len(x), len(y)) > 1 else float('nan')
-    v = ('no verdict (one seed)' if math.isnan(se) else 'held' if d > k * se else 'the other way' if d < -k * se
-         else 'within the spread')
-    return dict(a=a, b=b, mean_a=float(x.mean()), mean_b=float(y.mean()), diff=d, se=se, verdict=v)
+    rs = {n: sorted((r for r in record['runs'][n] if r.get('status', 'done') == 'done'), key=lambda r: r['seed'])
+          for n in (a, b)}
+    x, y = (100 * np.array([r['test'][group] for r in rs[n]], dtype=float) for n in (a, b))
+    paired = _paired(record, a, b)
+    return dict(a=a, b=b, mean_a=float(x.mean()), mean_b=float(y.mean()), paired=paired) | seed_test(x, y, paired)
 
 # %% ../nbs/09b_report.ipynb #09151e6e
-def claims_table(record:dict,      # a results record (`results.json`): its `runs` and `summary`
+def judge_claims(record:dict,      # a results record (`results.json`): its `runs`, `summary` and `data`
                  claims:list,      # [(row a, row b, the claim in words)]: `a` is claimed better than `b`
                  group:str='all',  # 'all', 'many', 'medium', 'few' or 'mean_cls'
-                 k:float=2.0,      # standard errors a difference must exceed
-                ) -> str:
-    """Markdown: one line per claim whose two rows are in `record` (their mean ± std over seeds, the difference ± its
-    standard error, `row_claim`'s verdict), then the claims that still wait for a row."""
+                ) -> list:
+    """The claims whose two rows are in `record`, judged by the one rule: `row_claim` and `what`, then `p_holm` and
+    `verdict` (Holm over the judged claims); a claim with a diverged or empty row gets 'no verdict' and its reason."""
     _check_group(group)
     S, runs = record['summary'], record['runs']
-    ready = [c for c in claims if c[0] in runs and c[1] in runs]
-    lines = [f'| claim | compared | {GROUP_NAMES[group]} (%) | difference | verdict |', '|---|---|---|---:|---|']
-    for a, b, what in ready:
-        if any(S[n]['status'] != 'done' for n in (a, b)):
-            lines.append(f"| {what} | `{a}` vs `{b}` | | | **no verdict** (a row diverged) |")
-            continue
-        c, ms = row_claim(runs, a, b, group, k), (_ms(S[n]['test'][group], len(S[n]['seeds'])) for n in (a, b))
-        se = '' if math.isnan(c['se']) else f" ± {c['se']:.1f}"
-        lines.append(f"| {what} | `{a}` vs `{b}` | {' vs '.join(ms)} | {c['diff']:+.1f}{se} | **{c['verdict']}** |")
-    wait = sorted({n for c in claims if c not in ready for n in c[:2] if n not in runs})
-    return '\n'.join(lines) + (f"\n\nWaiting for rows {', '.join(f'`{n}`' for n in wait)}: "
-                               f"{len(claims) - len(ready)} claim(s) not judged yet." if wait else '')
+    out, tests = [], []
+    for a, b, what in (c for c in claims if c[0] in runs and c[1] in runs):
+        bad = [n for n in (a, b) if S[n]['status'] != 'done' or S[n]['test'][group] is None]
+        if bad:
+            why = 'a row diverged' if any(S[n]['status'] != 'done' for n in bad) else f"no class in {GROUP_NAMES[group]}"
+            out.append(dict(a=a, b=b, what=what, verdict=f'no verdict ({why})'))
+        else:
+            out.append(row_claim(record, a, b, group) | dict(what=what)); tests.append(out[-1])
+    judged = iter(judge(tests))
+    return [next(judged) if 'p' in c else c for c in out]
+
+def fmt_claim(c:dict,       # a judged claim (`judge_claims`, or `judge` of `seed_test`s)
+              digits:int=1,  # decimals of the difference and its interval
+             ) -> str:
+    "A judged claim in words: the difference, its 95 % interval, p (and Holm's) and the verdict."
+    if 'p' not in c: return f"**{c['verdict']}**"
+    f = lambda x: f"{x:+.{digits}f}"
+    if math.isnan(c['p']): return f"{f(c['diff'])}: **{c['verdict']}**"
+    return f"{f(c['diff'])} (95 % CI {f(c['lo'])} to {f(c['hi'])}; p {_p(c['p'])}, Holm {_p(c['p_holm'])}): **{c['verdict']}**"
+
+def _p(p): return '< 0.001' if p < 0.001 else f"{p:.2g}"
+
+def claims_table(record:dict,      # a results record (`results.json`): its `runs`, `summary` and `data`
+                 claims:list,      # [(row a, row b, the claim in words)]: `a` is claimed better than `b`
+                 group:str='all',  # 'all', 'many', 'medium', 'few' or 'mean_cls'
+                 show=None,        # the (a, b) pairs to show (default: all); every claim is judged, Holm over all
+                ) -> str:
+    """Markdown: one line per claim whose two rows are in `record` (their mean ± std over seeds, the difference and its
+    95 % interval, p and Holm's p, the verdict), the rule under the table, then the claims that still wait for a row."""
+    S, cs = record['summary'], judge_claims(record, claims, group)
+    if show is not None:
+        show = [tuple(x) for x in show]
+        if bad := [x for x in show if x not in [tuple(c[:2]) for c in claims]]:
+            raise ValueError(f"show={bad!r}: not claims of this table; it has {[tuple(c[:2]) for c in claims]}")
+    lines = [f'| claim | compared | {GROUP_NAMES[group]} (%) | difference (95 % CI) | p (Holm) | verdict |',
+             '|---|---|---|---:|---:|---|']
+    n = [c for c in cs if 'p' in c and not math.isnan(c['p'])]
+    for c in cs if show is None else [c for c in cs if (c['a'], c['b']) in show]:
+        ms = ' vs '.join(_ms(S[n]['test'][group], len(S[n]['seeds'])) for n in (c['a'], c['b'])) if 'p' in c else ''
+        d = ('' if 'p' not in c else f"{c['diff']:+.1f}" if math.isnan(c['p']) else
+             f"{c['diff']:+.1f} ({c['lo']:+.1f} to {c['hi']:+.1f})")
+        p = '' if 'p' not in c or math.isnan(c['p']) else f"{_p(c['p'])} ({_p(c['p_holm'])})"
+        lines.append(f"| {c['what']} | `{c['a']}` vs `{c['b']}` | {ms} | {d} | {p} | **{c['verdict']}** |")
+    if n:
+        pa = sum(c['paired'] for c in n)
+        lines += ['', f"{GROUP_NAMES[group]}: test top-1 (%) of the last epoch, mean ± std over seeds; difference = first row "
+                  f"minus second. The one rule: paired t test over seeds ({pa} of {len(n)} claims: same seeds and split), "
+                  f"Welch's t test otherwise; Holm's correction over the {len(n)} claims of this "
+                  f"{'table' if show is None else 'family (not all shown here)'}; held / the other "
+                  f"way at Holm-adjusted p < {ALPHA:g}, otherwise not shown."]
+    wait = sorted({x for c in claims if c[0] not in record['runs'] or c[1] not in record['runs'] for x in c[:2]
+                   if x not in record['runs']})
+    return '\n'.join(lines) + (f"\n\nWaiting for rows {', '.join(f'`{x}`' for x in wait)}: "
+                               f"{len(claims) - len(cs)} claim(s) not judged yet." if wait else '')
+
+def suite_claims(suite:str) -> list:
+    """The claims judged on committed suite `suite`, one family (`ltr_nb/suites/claims/<suite>.json`): every page that
+    shows one of them judges the whole family, so a comparison has one direction and one verdict everywhere."""
+    f = SUITES_DIR/'claims'/f'{suite}.json'
+    if not f.is_file():
+        have = sorted(p.stem for p in (SUITES_DIR/'claims').glob('*.json'))
+        raise ValueError(f"suite={suite!r} has no claims file; suites with claims: {have}")
+    return [tuple(c) for c in read_json(f, 'claims file', keys=('claims',))['claims']]
+
+# %% ../nbs/09b_report.ipynb #9f60f92e
+def findings_table(claims:list,       # [(row a, row b, the claim in words)], rows named as in `names`' keys
+                   datasets:dict,     # {dataset label: (results record or None, {row: that record's row name})}
+                   paper:dict|None=None,  # {row: the paper's number}, and 'source': where they come from
+                   group:str='all',   # 'all', 'many', 'medium', 'few' or 'mean_cls'
+                  ) -> str:
+    """Markdown: a row per claim — the paper's numbers, then per dataset both means, the difference (95 % CI) and the
+    one rule's verdict (Holm over that dataset's claims)."""
+    _check_group(group)
+    paper = paper or {}
+    cols = {}
+    for lab, (rec, names) in datasets.items():
+        if rec is None: cols[lab] = {}; continue
+        mine = [(names[a], names[b], w) for a, b, w in claims if a in names and b in names]
+        cols[lab] = {(c['a'], c['b']): c for c in judge_claims(rec, mine, group)}
+    pap = any(a in paper and b in paper for a, b, _ in claims)
+    lines = ['| claim |' + (' paper |' if pap else '') + ''.join(f' {lab} |' for lab in datasets),
+             '|---|' + ('---:|' if pap else '') + '---|' * len(datasets)]
+    for a, b, what in claims:
+        cells = [f"{paper[a]:.1f} vs {paper[b]:.1f}" if a in paper and b in paper else '–'] if pap else []
+        for lab, (rec, names) in datasets.items():
+            c = cols[lab].get((names.get(a), names.get(b)))
+            if c is None: cells.append('–'); continue
+            ms = f"{c['mean_a']:.1f} vs {c['mean_b']:.1f}: " if 'p' in c else ''
+            ci = f" ({c['lo']:+.1f} to {c['hi']:+.1f})" if 'p' in c and not math.isnan(c['p']) else ''
+            cells.append(f"{ms}{c['diff']:+.1f}{ci} **{c['verdict']}**" if 'p' in c else f"**{c['verdict']}**")
+        lines.append(f"| {what} | " + ' | '.join(cells) + ' |')
+    seeds = {lab: sorted({r['seed'] for rs in rec['runs'].values() for r in rs}) for lab, (rec, _) in datasets.items() if rec}
+    lines += ['', f"{GROUP_NAMES[group]}: test top-1 (%) of the last epoch, mean over seeds "
+              f"({'; '.join(f'{lab}: seeds {s}' for lab, s in seeds.items())}); difference = first row minus second, "
+              "with its 95 % interval; verdicts by the one rule, Holm over each dataset's claims"
+              + (f"; paper: {paper['source']}" if pap and paper.get('source') else '') + '.']
+    return '\n'.join(lines)
 
 # %% ../nbs/09b_report.ipynb #4eb98195
 def data_name(d) -> str:

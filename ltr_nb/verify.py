@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 from .core import env_info, name_list, read_json, StateError
 from .folder import read_manifest
+from .metrics import seed_test, judge, ALPHA
 
 # %% auto #0
-__all__ = ['GROUPS', 'path_of', 'folder_paths', 't_threshold', 'compare_group', 'compare_runs', 'verify_folder', 'verify_report']
+__all__ = ['GROUPS', 'path_of', 'folder_paths', 'compare_group', 'compare_runs', 'verify_folder', 'verify_report']
 
 # %% ../nbs/09a_verify.ipynb #a43f318f
 def path_of(env:dict) -> dict:
@@ -34,28 +35,16 @@ def folder_paths(folder) -> list[dict]:
 # %% ../nbs/09a_verify.ipynb #b478ed93
 GROUPS = ('many', 'medium', 'few', 'all')
 
-def t_threshold(n:int,             # seeds per group
-                m:int,             # number of comparisons
-                alpha:float=0.05,  # family-wise significance level
-               ) -> float:
-    """Student's t quantile for a two-sided test at family-wise level `alpha` over `m` comparisons of `n` seeds each
-    (Bonferroni)."""
-    from scipy.stats import t
-    return float(t.ppf(1 - alpha / (2 * max(m, 1)), 2 * n - 2)) if n > 1 else math.inf
-
-# %% ../nbs/09a_verify.ipynb #76ed045c
-def compare_group(a:list,          # the committed per-seed numbers
-                  b:list,          # the re-run's per-seed numbers
+def compare_group(a:list,          # the committed per-seed numbers, in seed order
+                  b:list,          # the re-run's per-seed numbers, in seed order
                   same_path:bool,  # both runs computed on the same kind of machine and software
-                  k:float=2.0,     # standard errors for 'within spread'
-                 ) -> str:
-    """Verdict for one group's per-seed numbers `a` (committed) and `b` (re-run): 'identical', 'within spread' (|Δ
-    mean| ≤ k standard errors) or 'differs'."""
-    if len(a) != len(b): return 'differs'
-    if all(x == y for x, y in zip(a, b)): return 'identical'
-    if same_path or len(a) < 2 or any(v is None for v in a + b): return 'differs'
-    se = math.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / len(a))
-    return 'within spread' if abs(np.mean(a) - np.mean(b)) <= k * se else 'differs'
+                 ) -> dict:
+    """One group, seed by seed: `dict(verdict='identical')`, `dict(verdict='differs')` (the same path, other lengths,
+    one seed, an empty group on one side) or the one rule's paired `seed_test`, judged with the rest by `compare_runs`."""
+    if len(a) != len(b): return dict(verdict='differs')
+    if all(x == y for x, y in zip(a, b)): return dict(verdict='identical')
+    if same_path or len(a) < 2 or any(v is None for v in a + b): return dict(verdict='differs')
+    return seed_test(a, b, paired=True)
 
 # %% ../nbs/09a_verify.ipynb #4e3994af
 _ORDER = ('identical', 'within spread', 'differs')
@@ -63,12 +52,11 @@ _ORDER = ('identical', 'within spread', 'differs')
 def compare_runs(old:dict,           # the committed `runs`
                  new:dict,           # the re-run's `runs`
                  same_path:bool,     # both runs computed on the same kind of machine and software
-                 k:float|None=None,  # standard errors for 'within spread' (default: a t quantile, `t_threshold`)
+                 alpha:float=ALPHA,  # family-wise level over every group compared
                 ) -> dict:
     """Per experiment of `new` (a results record's `runs`): the verdict of each group and of the row (its worst group);
-    the threshold `t_threshold` over all groups."""
-    rows = {}
-    if k is None: k = t_threshold(max([len(v) for v in new.values()] or [1]), len(GROUPS) * len(new))
+    groups that differ on another path are judged by the one rule, Holm over all of them (their adjusted p in `p`)."""
+    rows, tests = {}, []
     for name, rs in new.items():
         if name not in old:
             rows[name] = dict(verdict='differs', why='not in the committed folder')
@@ -80,11 +68,17 @@ def compare_runs(old:dict,           # the committed `runs`
         if any(r['status'] != 'done' for r in ra):
             rows[name] = dict(verdict='identical', why='diverged in both')
             continue
-        g = {q: compare_group([r['test'][q] for r in ra], [r['test'][q] for r in rb], same_path, k) for q in GROUPS
+        g = {q: compare_group([r['test'][q] for r in ra], [r['test'][q] for r in rb], same_path) for q in GROUPS
              if ra[0]['test'][q] is not None or rb[0]['test'][q] is not None}
+        tests += [(name, q, t) for q, t in g.items() if 'p' in t]
         mean = lambda rr, q: None if rr[0]['test'][q] is None else float(np.mean([r['test'][q] for r in rr]))
-        rows[name] = dict(verdict=max(g.values(), key=_ORDER.index), groups=g,
+        rows[name] = dict(groups={q: t.get('verdict') for q, t in g.items()}, p={},
                           old={q: mean(ra, q) for q in g}, new={q: mean(rb, q) for q in g})
+    for (name, q, _), t in zip(tests, judge([t for *_, t in tests], alpha)):
+        rows[name]['groups'][q] = 'within spread' if t['verdict'] == 'not shown' else 'differs'
+        rows[name]['p'][q] = t['p_holm']
+    for r in rows.values():
+        if 'groups' in r: r['verdict'] = max(r['groups'].values(), key=_ORDER.index)
     return rows
 
 # %% ../nbs/09a_verify.ipynb #f042fd2e
@@ -134,16 +128,17 @@ def verify_folder(folder,                # a results folder written by `ltr_nb`
             shutil.copy(folder/'manifest.json', out)
         r = run_suite(**kw, command=rec['command'], plots=False)
         new = read_json(out/'results.json', 'results record', keys=('runs',))['runs']
-    k = t_threshold(max([len(x) for x in new.values()] or [1]), len(GROUPS) * len(new))
-    rows = compare_runs(rec['runs'], new, same, k)
-    return dict(rows=rows, same_path=same, weights=weights, k=k, paths=paths, here=here,
+    rows = compare_runs(rec['runs'], new, same)
+    return dict(rows=rows, same_path=same, weights=weights, m=sum(len(r.get('p', {})) for r in rows.values()),
+                paths=paths, here=here,
                 ok=all(v['verdict'] != 'differs' for v in rows.values()))
 
 # %% ../nbs/09a_verify.ipynb #0bf5bd07
 def verify_report(v:dict) -> str:
     "The verdicts as a table: per row the committed and re-run means (%) of each group and the verdict."
     how = ('this machine\'s floating-point path: only identical numbers pass' if v['same_path'] else
-           f"made on another floating-point path ({len(v['paths'])} recorded): a difference of means within {v['k']:.1f} standard errors passes (t test, family-wise 5 %)")
+           f"made on another floating-point path ({len(v['paths'])} recorded): a group passes when the one rule shows no "
+           f"difference (paired t test over the seeds, Holm over the {v['m']} groups that differ, family-wise {ALPHA:g})")
     if v.get('weights'): how = "on the folder's trained weights (heads, adjustments and evaluation re-computed); " + how
     lines = [f"verify: {how}", '', '| experiment | Many | Medium | Few | All | verdict |',
              '|---|---:|---:|---:|---:|---|']
