@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_folder.ipynb #647a0bf4
 from __future__ import annotations
-import json, math, os
+import json, math, os, stat
 from pathlib import Path
 import numpy as np
 import torch
@@ -99,7 +99,7 @@ class FolderLock:
     def __init__(self, out): self.path, self.f = Path(out)/'.ltr_nb.lock', None
     def __enter__(self):
         if fcntl is None: return self          # no OS lock on this platform: one job per folder is then up to you
-        self.f = open(self.path, 'a+')
+        self.f = _open_plain(self.path)
         try: fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.f.seek(0)
@@ -107,8 +107,7 @@ class FolderLock:
             self.f.close()
             self.f = None
             raise ValueError(f"out={str(self.path.parent)!r} is in use by another ltr_nb job (PID {pid}); wait until "
-                             "it ends, "
-                             "or choose another --out") from None
+                             "it ends, or choose another --out") from None
         self.f.seek(0)
         self.f.truncate()
         self.f.write(str(os.getpid()))
@@ -119,3 +118,25 @@ class FolderLock:
             fcntl.flock(self.f, fcntl.LOCK_UN)
             self.f.close()
             self.f = None
+
+def _kind(m:int) -> str:
+    "What a file mode says a path is, in words."
+    return ('a directory' if stat.S_ISDIR(m) else 'a FIFO' if stat.S_ISFIFO(m) else 'a socket' if stat.S_ISSOCK(m)
+            else 'a device' if stat.S_ISCHR(m) or stat.S_ISBLK(m) else 'not a plain file')
+
+def _open_plain(path:Path):
+    "`path` opened for reading and writing (created if absent) only if it is a plain file; never through a link."
+    if path.is_symlink():
+        raise ValueError(f"{str(path)!r} is a symbolic link (to {os.readlink(path)!r}); ltr_nb's lock must be a plain file "
+                         "inside --out: remove the link")
+    try: fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as e:
+        if not (path.exists() and not path.is_file()):
+            raise ValueError(f"{str(path)!r}: the folder's lock cannot be opened ({e.strerror}); is --out writable?") from None
+        fd = None
+    m = path.stat().st_mode if fd is None else os.fstat(fd).st_mode
+    if not stat.S_ISREG(m):
+        if fd is not None: os.close(fd)
+        raise ValueError(f"{str(path)!r} is {_kind(m)}; ltr_nb's lock must be a plain file: remove it")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, 'r+')

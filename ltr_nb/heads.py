@@ -236,10 +236,19 @@ def fit_head(head:nn.Module,       # the head to train (in place)
                                                              list(head.parameters())],
                         cbs=[SetEpoch(), Deterministic(), *cbs] + ([FreezeBodyBN(head)] if cfg.freeze_bn else []))
         learn.freeze()
+    _check_batches(learn.dls.train)
     learn.remove_cb(ProgressCallback)
     learn.logger = noop
     with keep_cudnn(): learn.fit(cfg.epochs, cfg.lr, cbs=[sched])
     return head
+
+def _check_batches(dl):
+    "Refuse a head's training loader that yields no batch: the head would come back as it went in."
+    if len(dl) > 0: return
+    n, bs, drop = getattr(dl, 'n', None), getattr(dl, 'bs', None), getattr(dl, 'drop_last', False)
+    raise ValueError(f"the head's training loader yields no batch ({n if n is not None else '?'} training items, batch size "
+                     f"{bs}{', drop_last=True' if drop else ''}): nothing would be trained; give a smaller batch size "
+                     "(HeadConfig(bs=...) or the loader's) or more training data")
 
 # %% ../nbs/06a_heads.ipynb #32946209
 def reinit_classifier(fc:nn.Linear,  # a linear classifier

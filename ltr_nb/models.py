@@ -69,6 +69,17 @@ def _name_hint(model):
     return f"name it with classifier='...' (its nn.Linear layers: {c[-6:]})" if c else "the model has no nn.Linear layer"
 
 # %% ../nbs/05_models.ipynb #02020460
+def _last(model:nn.Module, name:str) -> str:
+    "`name`, if no other layer that could be the classifier comes after it in `model`; else an error saying what to name."
+    names = [n for n, _ in model.named_modules()]
+    later = [n for n in _candidates(model) if names.index(n) > names.index(name) and not n.startswith(name + '.')]
+    if later:
+        raise ValueError(f"model {type(model).__name__}'s layer {name!r} looks like the classifier, but nn.Linear layers "
+                         f"come after it ({later[-6:]}), so it may not produce the logits; name the layer whose output is "
+                         "the logits: as_view(model, classifier='...') for a function that takes a model, "
+                         "MaxNorm(classifier='...')")
+    return name
+
 def find_classifier(model:nn.Module) -> str:
     "Dotted name of the classifier layer of a model without the contract (timm, torchvision, fastai, plain)."
     if _is_timm(model):
@@ -80,8 +91,8 @@ def find_classifier(model:nn.Module) -> str:
     for name in _KNOWN:
         m = _sub(model, name)
         if m is None: continue
-        if is_head(m): return name
-        if isinstance(m, nn.Sequential) and len(m) and is_head(m[-1]): return f'{name}.{len(m) - 1}'
+        if is_head(m): return _last(model, name)
+        if isinstance(m, nn.Sequential) and len(m) and is_head(m[-1]): return _last(model, f'{name}.{len(m) - 1}')
         raise ValueError(f"model {type(model).__name__}'s classifier {name!r} ends in "
                          f"{type(m[-1] if isinstance(m, nn.Sequential) and len(m) else m).__name__}, "
                          f"not nn.Linear; {_name_hint(model)}")

@@ -218,13 +218,12 @@ def sweep_runs(e:Experiment,           # an experiment whose options hold a trai
     def run(p):
         spec = train_spec(at_point(e, p), seed)
         rec = train_run(spec, blind, root, dev, state, f"{e.name} seed {seed} ({fmt_point(p)})")[1]
-        return dict(value=_valid_score(rec), run=spec_key(spec), root=str(Path(root).resolve()))
+        return dict(value=_valid_score(rec), run=spec_key(spec))
     url = storage or f"sqlite:///{Path(root).resolve()}/sweeps.db"
     t = grid_sweep(train_grid(e), run, open_storage(url), f"{e.name}-s{seed}-{result_key(e, seed)}", seed=seed)
     spec = train_spec(at_point(e, t['best']), seed)
-    learn, rec = train_run(spec, data, t['attrs']['root'], dev, state,
-                           f"{e.name} seed {seed}")   # wherever it was trained
-    return spec, learn, rec, dict(best=t['best'], best_value=t['best_value'], curve=t['curve'], run=t['attrs']['run'])
+    learn, rec = train_run(spec, data, root, dev, state, f"{e.name} seed {seed}")   # this folder's (trained here if need be)
+    return spec, learn, rec, dict(best=t['best'], best_value=t['best_value'], curve=t['curve'], run=spec_key(spec))
 
 # %% ../nbs/08e_runs.ipynb #9d27eb7f
 def epochs_done(spec:dict,  # the run's spec (`train_spec`)

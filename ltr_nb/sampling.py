@@ -21,9 +21,11 @@ def sampling_probs(cls_counts,     # training images per class, n_j
                    q:float=1.0,    # sampling exponent in [0, 1]: 1 instance-, 1/2 square-root, 0 class-balanced
                   ) -> np.ndarray:
     "Class sampling probabilities $p_j = n_j^q / \\sum_i n_i^q$."
-    if not 0 <= q <= 1:
+    if isinstance(q, bool) or not isinstance(q, (int, float, np.number)) or not 0 <= q <= 1:
         raise ValueError(f"q={q!r} must be in [0, 1] (1: instance-balanced, 0.5: square-root, 0: class-balanced)")
     n = as_array(cls_counts, dtype=np.float64)
+    if n.ndim != 1 or not len(n) or not np.isfinite(n).all():
+        raise ValueError(f"cls_counts={n.tolist()!r} must be one finite number of images per class")
     if (n <= 0).any():
         raise ValueError(f"cls_counts has an empty class (index {int(np.argmin(n))}); every class needs images")
     w = n ** q
@@ -39,13 +41,22 @@ def pb_probs(cls_counts,  # training images per class
     return (1 - t / T) * sampling_probs(cls_counts, 1) + (t / T) * sampling_probs(cls_counts, 0)
 
 # %% ../nbs/02_sampling.ipynb #644d6815
+def _class_indices(labels) -> torch.Tensor:
+    "`labels` as a long tensor of class indices, refused (named) if they are not whole numbers >= 0 in one dimension."
+    a = as_array(labels)
+    if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.bool_)):
+        raise ValueError(f"labels must be one integer class index per item (shape {a.shape}, dtype {a.dtype}): "
+                         "class indices 0 ... C-1, not scores or floats")
+    if len(a) and a.min() < 0: raise ValueError(f"labels has a negative class index ({int(a.min())}); classes are 0 ... C-1")
+    return torch.as_tensor(a, dtype=torch.long)
+
 class ClassSampler(torch.utils.data.Sampler):
     "Draws an epoch of indices with class probabilities `p` (uniform within a class); a permutation when `q == 1`."
     def __init__(self, labels,               # training labels (long tensor or array)
                  q:float=1.0,                # sampling exponent (see `sampling_probs`)
                  n_samples:int|None=None,    # indices per epoch; default len(labels)
                  seed:int=0):                # with the epoch, fixes the draw
-        self.labels = torch.as_tensor(as_array(labels), dtype=torch.long)
+        self.labels = _class_indices(labels)
         self.cls_counts = np.bincount(self.labels.numpy())
         store_attr('seed')
         self.n_samples = len(self.labels) if n_samples is None else n_samples

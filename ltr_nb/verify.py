@@ -4,7 +4,7 @@
 
 # %% ../nbs/09a_verify.ipynb #627e68ad
 from __future__ import annotations
-import json, math, shlex, shutil, tempfile
+import json, math, os, shlex, shutil, tempfile
 from pathlib import Path
 import numpy as np
 from .core import env_info, name_list, read_json, StateError
@@ -89,6 +89,7 @@ def _rerun_kwargs(folder:Path, rec:dict, only) -> dict:
     if not argv and rec['command'] != 'ltr_nb':
         raise StateError(f"{str(folder/'results.json')!r} records no command to re-run")
     kw = suite_kwargs(command_parser().parse_args(argv))
+    kw.pop('storage', None)   # the re-run sweeps into its own folder: a recorded storage would hand it the trials under test
     only = name_list('only', only)
     if only is not None:
         missing = [n for n in only if n not in rec['runs']]
@@ -97,6 +98,15 @@ def _rerun_kwargs(folder:Path, rec:dict, only) -> dict:
                              f"{list(rec['runs'])}")
         kw['only'] = only
     return kw
+
+def _copy_runs(src:Path, dst:Path):
+    "Copy results folder `src`'s `runs/` to `dst` without checkpoints; a symbolic link anywhere in it is refused."
+    for d, dirs, files in os.walk(src):
+        for n in dirs + files:
+            if (Path(d)/n).is_symlink():
+                raise StateError(f"{str(Path(d)/n)!r} is a symbolic link; --committed_weights copies only what the folder "
+                                 "holds itself: replace the link by the run it points to, or remove it")
+    shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns('ckpt.pth*'))
 
 # %% ../nbs/09a_verify.ipynb #ca6584cb
 def verify_folder(folder,                # a results folder written by `ltr_nb`
@@ -124,7 +134,7 @@ def verify_folder(folder,                # a results folder written by `ltr_nb`
         out = Path(keep) if keep is not None else Path(tmp)/'rerun'
         kw.update(out=str(out), fresh=False, dry_run=False)
         if weights:      # the trained runs (found again by their keys) and the manifest that says they are ltr_nb's
-            shutil.copytree(folder/'runs', out/'runs', ignore=shutil.ignore_patterns('ckpt.pth*'))
+            _copy_runs(folder/'runs', out/'runs')
             shutil.copy(folder/'manifest.json', out)
         r = run_suite(**kw, command=rec['command'], plots=False)
         new = read_json(out/'results.json', 'results record', keys=('runs',))['runs']

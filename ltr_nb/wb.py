@@ -4,7 +4,7 @@
 
 # %% ../nbs/06b_wb.ipynb #7df3c667
 from __future__ import annotations
-import copy
+import copy, math
 from dataclasses import dataclass, asdict
 import numpy as np
 from .core import as_array
@@ -14,14 +14,14 @@ import torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from .data import LTData
-from .models import get_classifier
+from .models import get_classifier, as_view
 from .train import TrainConfig, train_joint
 from .evaluate import Features, cache_features, feats_report, features_for, inputs_of
 from .heads import HeadConfig, fit_head, with_head, head_inputs
 
 # %% auto #0
-__all__ = ['cb_weights', 'CBLoss', 'maxnorm_', 'maxnorm_radius', 'MaxNorm', 'L2NormLinear', 'WBConfig', 'wb_stage2', 'tune_wd',
-           'tune_radius']
+__all__ = ['cb_weights', 'CBLoss', 'maxnorm_', 'check_radius', 'maxnorm_radius', 'MaxNorm', 'L2NormLinear', 'WBConfig',
+           'wb_stage2', 'tune_wd', 'tune_radius']
 
 # %% ../nbs/06b_wb.ipynb #88b1b474
 def cb_weights(cls_counts,         # training images per class
@@ -72,10 +72,21 @@ def _classifier(model):
     return model if isinstance(model, nn.Linear) else get_classifier(model, linear=True)
 
 # %% ../nbs/06b_wb.ipynb #1f36130a
+def check_radius(radius=None,  # an absolute MaxNorm radius: None, or a finite number >= 0
+                 r=0.1,        # a relative radius: a finite number in [0, 1]
+                ):
+    "Refuse a MaxNorm radius that is not a number, not finite or out of its range, naming it: the one check of both."
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if radius is not None and not (num(radius) and radius >= 0):
+        raise ValueError(f"radius={radius!r} is not valid; give None (relative, from r) or a finite number >= 0")
+    if not (num(r) and 0 <= r <= 1):
+        raise ValueError(f"r={r!r} is not valid; give a finite number in [0, 1] (0: the smallest row norm, 1: the largest)")
+
 def maxnorm_radius(model,        # a model with a linear classifier: module, `ClassifierView` or `Learner`
                    r:float=0.1,  # relative radius in [0, 1]: min + r (max - min) of the row norms
                   ) -> float:
     "Relative radius from the current row norms of the classifier (or of a layer): min + r * (max - min)."
+    check_radius(r=r)
     m = model if hasattr(model, 'weight') else _classifier(model)
     nrm = m.weight.detach().flatten(1).norm(dim=1)
     return float(nrm.min() + r * (nrm.max() - nrm.min()))
@@ -87,13 +98,14 @@ class MaxNorm(Callback):
     def __init__(self, radius:float|None=None, # absolute radius δ; None: relative (min + r (max - min)) at the start of fit
                  r:float=0.1,                  # relative position of δ between the smallest and largest row norm
                  per:str='step',               # 'step' (the paper) or 'epoch' (the reference code)
-                 layers=()):                   # extra nn.Linear/Conv layers to project row-wise with the same rule
+                 layers=(),                    # extra nn.Linear/Conv layers to project row-wise with the same rule
+                 classifier:str|None=None):    # the classifier's dotted name in the model (default: found)
         if per not in ('step', 'epoch'): raise ValueError(f"per={per!r} is not valid; choose 'step' or 'epoch'")
-        if radius is not None and radius < 0: raise ValueError(f"radius={radius} must be >= 0")
-        if r < 0: raise ValueError(f"r={r} must be >= 0")
+        check_radius(radius, r)
         store_attr()
     def before_fit(self):
-        self.targets = [_classifier(self.learn.model), *self.layers]
+        m = self.learn.model if self.classifier is None else as_view(self.learn.model, self.classifier)
+        self.targets = [_classifier(m), *self.layers]
         self.radii = [self.radius if self.radius is not None else maxnorm_radius(m, self.r) for m in self.targets]
         self.learn.maxnorm_radius = self.radii[0]
     def _project(self):
@@ -127,7 +139,7 @@ class WBConfig(HeadConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.loss not in ('cb', 'ce'): raise ValueError(f"loss={self.loss!r} is not valid; choose 'cb' or 'ce'")
-        if self.radius is not None and self.radius < 0: raise ValueError(f"radius={self.radius} must be >= 0")
+        check_radius(self.radius, self.r)
 
 # %% ../nbs/06b_wb.ipynb #e1dd5021
 def wb_stage2(model,                     # the stage-1 model: module, view or `Learner`

@@ -1,5 +1,6 @@
 """Sweeps of training runs (issue 21): two `ltr_nb` processes, each with its own --out, share one SQLite sweep; every grid
-point is trained once, and both choose what one process alone chooses. Bad storage and grids are refused before training."""
+point is trained once (the chosen one once per folder: a folder reads only itself), and both choose what one process
+alone chooses. Bad storage and grids are refused before training."""
 import json, subprocess, sysconfig
 from pathlib import Path
 import pytest
@@ -29,7 +30,9 @@ def test_two_processes_share_one_sweep(tmp_path):
     outs = [p.communicate(timeout=900)[0] for p in ps]
     assert all(p.returncode == 0 for p in ps), outs
     a, b = _trained(tmp_path / 'a'), _trained(tmp_path / 'b')
-    assert not a & b and len(a | b) == len(GRID), (a, b)              # every point trained once, by one of them
+    best = _result(tmp_path / 'a')['tuned_train']['run']
+    assert a & b == {best} and len(a | b) == len(GRID), (a, b)       # every other point trained once, by one of them;
+    # the chosen run is in both folders: a folder reads and writes only inside itself
     one = subprocess.run([LTR, s, '--device', 'cpu', '--out', str(tmp_path / 'one')], capture_output=True, text=True, timeout=900)
     assert one.returncode == 0, one.stdout + one.stderr
     assert len(_trained(tmp_path / 'one')) == len(GRID) and (tmp_path / 'one' / 'sweeps.db').is_file()
@@ -37,6 +40,10 @@ def test_two_processes_share_one_sweep(tmp_path):
     assert ra['tuned_train'] == rb['tuned_train'] == r1['tuned_train']  # the same choice, the same validation curve
     assert ra['test'] == rb['test'] == r1['test']
     assert [c['params']['wd'] for c in r1['tuned_train']['curve']] == GRID
+    db = (tmp_path / 'shared.db').read_bytes()
+    v = subprocess.run([LTR, '--verify', str(tmp_path / 'a')], capture_output=True, text=True, timeout=900)
+    assert v.returncode == 0 and '1 of 1 rows repeat' in v.stdout, v.stdout[-3000:] + v.stderr[-3000:]
+    assert (tmp_path / 'shared.db').read_bytes() == db     # the re-run sweeps in its own folder, not in the storage under test
 
 
 @pytest.mark.parametrize('args,msg', [(['--storage', 'sweeps.db'], "storage='sweeps.db' is not a database URL"),

@@ -55,3 +55,16 @@ def test_verify_stopped_says_so(copy, tmp_path, sig, code, why):
 def test_verify_refuses_what_is_not_a_results_folder(tmp_path):
     r = subprocess.run([LTR, '--verify', str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and 'is not a results folder ltr_nb wrote' in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize('link', ['outside', 'loop'])
+def test_committed_weights_copies_no_link(copy, tmp_path, link):
+    "A symbolic link in runs/ (to a folder outside, or back into runs/) is refused, named, and nothing is copied through it."
+    far = tmp_path / 'far'; (far / 'models').mkdir(parents=True); (far / 'models' / 'final.pth').write_bytes(b'\0' * 1000)
+    (copy / 'runs' / 'zz').symlink_to(far if link == 'outside' else Path('.'), target_is_directory=True)
+    before, tmp = _digest(copy), tmp_path / 'tmp'
+    tmp.mkdir()
+    r = subprocess.run([LTR, '--verify', str(copy), '--committed_weights', '--only', 'joint-ib'], capture_output=True,
+                       text=True, timeout=300, env={**os.environ, 'TMPDIR': str(tmp)})
+    assert r.returncode == 2 and "runs/zz' is a symbolic link" in r.stderr and 'Traceback' not in r.stderr, r.stderr[-3000:]
+    assert _digest(copy) == before and not list(tmp.glob('ltr_nb-verify-*'))
