@@ -16,7 +16,16 @@ from .experiments import Experiment, SUITES_DIR, suite_names, experiment_help
 from .runner import run_suite
 
 # %% auto #0
-__all__ = ['command_parser', 'suite_kwargs', 'main', 'entry']
+__all__ = ['EXIT_CODES', 'command_parser', 'suite_kwargs', 'main', 'entry']
+
+# %% ../nbs/09c_cli.ipynb #0c986e7c
+EXIT_CODES = {0: 'done (every row finished; with --verify: every row repeats)',
+              1: "an unexpected error, a bug: Python's traceback follows (please report it)",
+              2: 'refused: a bad argument, or a file or folder ltr_nb cannot use (named); nothing was trained',
+              3: 'a run diverged: the table marks it, the other rows are done',
+              4: '--verify: a row does not repeat (see the verdicts)',
+              130: 'stopped by Ctrl-C (SIGINT): what is finished is kept, the same command resumes',
+              143: 'stopped by SIGTERM: as Ctrl-C'}
 
 # %% ../nbs/09c_cli.ipynb #3118047c
 _CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
@@ -33,7 +42,8 @@ def command_parser() -> argparse.ArgumentParser:
                                                            "some of them) and print the "
                                 "Many / Medium / Few / All table; re-running the same command resumes where it stopped.",
                                 epilog=f"shipped suites: {', '.join(suite_names())}; methods: {', '.join(METHODS)}. "
-                                       "Field options override every selected experiment.")
+                                       "Field options override every selected experiment. Exit status: "
+                                       + '; '.join(f'{k} {v}' for k, v in EXIT_CODES.items()) + '.')
     p.add_argument('suite', nargs='?', default='digits-lt', help='a shipped suite name or a .json file (default: '
                                                                  'digits-lt)')
     p.add_argument('--only', default=None, help='comma-separated experiment names of the suite to run (default: all)')
@@ -47,7 +57,7 @@ def command_parser() -> argparse.ArgumentParser:
                                                           'nothing')
     p.add_argument('--list', action='store_true', help='list the shipped suites and the methods, and exit')
     p.add_argument('--verify', default=None, metavar='FOLDER', help='re-run the command recorded in results folder '
-                                                                    'FOLDER into a temporary folder and compare row by row (exit 1 if a row differs); --only, --device and --data_root narrow it')
+                                                                    'FOLDER into a temporary folder and compare row by row (exit 4 if a row differs); --only, --device and --data_root narrow it')
     p.add_argument('--committed_weights', action='store_true', help='with --verify: start from the trained weights in '
                                                                     'the folder and re-compute only heads, adjustments and evaluation')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or mps (default: cuda if available)')
@@ -98,12 +108,12 @@ def suite_kwargs(a) -> dict:
 
 # %% ../nbs/09c_cli.ipynb #ca68c83f
 def _verify(p, a) -> int:
-    "`ltr_nb --verify FOLDER`: the verdict per row, exit 1 when one differs (see What repeats)."
+    "`ltr_nb --verify FOLDER`: the verdict per row, exit 4 when one differs (see What repeats)."
     from ltr_nb.verify import verify_folder, verify_report
     try: v = verify_folder(a.verify, only=a.only, device=a.device, data_root=a.data_root, weights=a.committed_weights)
     except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)
     print(verify_report(v))
-    if not v['ok']: p.exit(1, f"ltr_nb: error: {str(a.verify)!r} does not repeat (see the verdicts above)\n")
+    if not v['ok']: p.exit(4, f"ltr_nb: error: {str(a.verify)!r} does not repeat (see the verdicts above)\n")
     return 0
 
 # %% ../nbs/09c_cli.ipynb #66663531
@@ -146,7 +156,7 @@ def _stops(p, say):
 
 # %% ../nbs/09c_cli.ipynb #3da5876c
 def main(argv=None):
-    "The `ltr_nb` command: every input checked before training; ctrl-C keeps what is done; exit 1 when a run diverged."
+    "The `ltr_nb` command: every input checked before training; ctrl-C keeps what is done; exit 3 when a run diverged."
     p = command_parser()
     a = p.parse_args(argv)
     if a.list:
@@ -167,7 +177,7 @@ def main(argv=None):
         except (ValueError, FileNotFoundError) as e:
             exit_together(str(e), 2)        # on every process of a launched job
     if r.get('diverged'):
-        p.exit(1, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the "
+        p.exit(3, f"ltr_nb: error: {len(r['diverged'])} experiment(s) diverged: {', '.join(r['diverged'])} (see the "
                   "table)\n")
     return 0
 

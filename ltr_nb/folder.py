@@ -4,16 +4,19 @@
 
 # %% ../nbs/08b_folder.ipynb #647a0bf4
 from __future__ import annotations
-import json, math, os, stat
+import hashlib, json, math, os, stat
 from pathlib import Path
 import numpy as np
 import torch
 from .core import read_json, write_atomic, StateError
+from .data import Groups
+from .metrics import group_accuracy
 try: import fcntl
 except ImportError: fcntl = None          # Windows: no OS lock (see `FolderLock`)
 
 # %% auto #0
-__all__ = ['FORMAT', 'VERSION', 'OWNED', 'write_json', 'read_manifest', 'write_manifest', 'clear_results', 'FolderLock']
+__all__ = ['FORMAT', 'VERSION', 'OWNED', 'write_json', 'seal', 'sealed', 'result_problems', 'read_manifest', 'write_manifest',
+           'clear_results', 'FolderLock']
 
 # %% ../nbs/08b_folder.ipynb #1337d39d
 FORMAT, VERSION = 'ltr_nb-results', 1
@@ -34,6 +37,38 @@ def _jsonable(x):
     if isinstance(x, (float, np.floating)): return float(x) if math.isfinite(x) else None
     if isinstance(x, np.integer): return int(x)
     return x
+
+# %% ../nbs/08b_folder.ipynb #33f88e06
+def seal(obj:dict) -> str:
+    "sha256 of `obj` without its own `'seal'`, as `write_json` writes it (sorted keys): what binds a file to its content."
+    body = {k: v for k, v in obj.items() if k != 'seal'}
+    return hashlib.sha256(json.dumps(_jsonable(body), sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+def sealed(obj:dict) -> dict: return {**obj, 'seal': seal(obj)}
+
+def result_problems(r:dict,               # a stored per-seed result
+                    cls_counts,           # training images per class of its data
+                    groups:Groups,        # its Many / Few thresholds
+                    tol:float=1e-6,       # how far a summary may be from the mean it summarises
+                   ) -> list[str]:
+    "What is wrong with stored result `r` (empty if nothing): its seal, its numbers, its summaries of the per-class accuracies."
+    if not isinstance(r, dict): return ['is not a result']
+    out = ['does not match its seal (edited after it was written?)'] if 'seal' in r and r['seal'] != seal(r) else []
+    if r.get('status') != 'done': return out
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    for split in ('test', 'valid'):
+        rep = r.get(split)
+        pc = rep.get('per_class') if isinstance(rep, dict) else None
+        if not (isinstance(pc, list) and len(pc) == len(cls_counts) and all(v is None or num(v) for v in pc)):
+            out.append(f"has no per-class accuracies of its {len(cls_counts)} classes in {split!r}"); continue
+        if any(not num(rep.get(k)) for k in ('all', 'mean_cls')):
+            out.append(f"has {split} accuracies that are not numbers ({ {k: rep.get(k) for k in ('all', 'mean_cls')} })"); continue
+        acc = np.array([np.nan if v is None else v for v in pc], dtype=float)
+        want = dict(group_accuracy(acc, cls_counts, groups), mean_cls=float(np.nanmean(acc)))
+        bad = [k for k, w in want.items() if (rep.get(k) is None) != math.isnan(w) or
+               (rep.get(k) is not None and not (num(rep[k]) and abs(rep[k] - w) <= tol))]
+        if bad: out.append(f"has {split} {', '.join(bad)} that are not the mean of its per-class accuracies")
+    return out
 
 # %% ../nbs/08b_folder.ipynb #5f1baec6
 def read_manifest(out) -> dict|None:

@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 import torch
 from .core import env_info, is_main, name_list, rank_world, read_json, write_atomic
-from .folder import write_json, read_manifest, write_manifest, clear_results, FolderLock
+from .folder import write_json, sealed, result_problems, read_manifest, write_manifest, clear_results, FolderLock
 from .distributed import (
     launched, init_distributed, local_device, check_same, broadcast, one_process)
 from .data import lt_dataset, LTData
@@ -19,7 +19,7 @@ from .train import evaluate
 from .methods import METHODS, Method, RowContext, register_method
 from .experiments import Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS, train_grid
 from .tuning import open_storage
-from .runs import (spec_key, comparable, finite_report, result_key, train_spec, train_run, sweep_runs, plan,
+from .runs import (spec_key, data_digest, comparable, finite_report, result_key, train_spec, train_run, sweep_runs, plan,
                          print_plan)
 from .report import summarize, summary_table, write_plots, data_name
 
@@ -56,7 +56,7 @@ def run_experiment(e:Experiment,           # the experiment (one row of a suite)
     needed) and written."""
     f = Path(root)/'results'/e.name/f's{seed}.json'
     key = result_key(e, seed)
-    stored = _stored(f, key)
+    stored = _stored(f, key, data.cls_counts, e.groups, data_digest(data))
     if broadcast(stored is not None): return stored if is_main() else dict(status='done')
     spec, label, swept = train_spec(e, seed), f"{e.name} seed {seed}", None
     if train_grid(e): spec, learn, rec, swept = sweep_runs(e, seed, data, root, dev, state, storage)
@@ -65,20 +65,22 @@ def run_experiment(e:Experiment,           # the experiment (one row of a suite)
     with one_process(): return _post(e, seed, data, root, dev, f, spec, learn, rec, label, swept)
 
 # %% ../nbs/09_runner.ipynb #e4f638ed
-def _stored(f:Path, key:str) -> dict|None:
-    """The result in file `f` if it exists and holds the result of `key`, else None (one of another configuration is
+def _stored(f:Path, key:str, cls_counts, groups, digest:str) -> dict|None:
+    """The result in file `f` if it exists, holds the result of `key` and is sound (`result_problems`), else None (it is
     recomputed, never reported)."""
     if not f.is_file(): return None
     r = read_json(f, 'result', keys=('status', 'seed'))
-    if r.get('key') == key: return r
-    print(f"{f.parent.name} seed {r['seed']}: its stored result does not carry this configuration's key (another "
-          "configuration, or an older ltr_nb); computing it again", flush=True)
+    why = (["does not carry this configuration's key (another configuration, or an older ltr_nb)"]
+           if r.get('key') != key else result_problems(r, cls_counts, groups))
+    if r.get('data_digest') not in (None, digest): why.append('was computed on other data (its sha256 differs)')
+    if not why: return r
+    print(f"{f.parent.name} seed {r['seed']}: its stored result {'; '.join(why)}; computing it again", flush=True)
     return None
 
 # %% ../nbs/09_runner.ipynb #afe53210
 def _post(e, seed, data, root, dev, f, spec, learn, rec, label, swept=None):
     res = dict(experiment=e.name, method=e.method, options=e.options, seed=seed, key=result_key(e, seed),
-               train_key=spec_key(spec),
+               train_key=spec_key(spec), data_digest=data_digest(data),
                status=rec['status'], error=rec['error'], **({'tuned_train': swept} if swept else {}))
     if learn is not None:
         m = METHODS[e.method]
@@ -91,6 +93,7 @@ def _post(e, seed, data, root, dev, f, spec, learn, rec, label, swept=None):
             fc = get_classifier(model)
             res.update(out, wnorm=fc.weight.detach().norm(dim=1).cpu().tolist() if isinstance(fc, torch.nn.Linear) else None)
     f.parent.mkdir(parents=True, exist_ok=True)
+    res = sealed(res)
     write_json(f, res)
     return res
 
@@ -155,7 +158,7 @@ def check_out(out:Path,               # the output folder
     else: how = 'new'
     p = out
     while not p.exists(): p = p.parent
-    if not os.access(p, os.W_OK | os.X_OK):
+    if create and not os.access(p, os.W_OK | os.X_OK):      # (a dry run writes nothing: a read-only folder is fine)
         raise ValueError(f"out={str(out)!r} cannot be written (no write permission on {str(p)!r})")
     if create:       # (`--fresh` clears the folder later, under the job's lock: `clear_results`)
         try:

@@ -14,15 +14,15 @@ from .core import env_info, is_main, rank_world, all_sum, load_state, read_json,
 from .folder import write_json
 from .distributed import broadcast
 from .data import LTData
-from .train import fit_lt, TrainedEpochCallback, TrainConfig, save_atomic
+from .train import fit_lt, TrainedEpochCallback, TrainConfig, save_atomic, read_checkpoint
 from .methods import METHODS, TRAINERS
 from .experiments import Experiment, train_config, data_spec, train_grid, at_point
 from .tuning import grid_sweep, open_storage, grid_points
 
 # %% auto #0
 __all__ = ['Diverged', 'FiniteCheck', 'finite_report', 'spec_key', 'comparable', 'result_key', 'train_spec', 'build_learner',
-           'train_run', 'train_seconds', 'fmt_point', 'sweep_runs', 'epochs_done', 'sec_per_epoch', 'grid_rows', 'plan',
-           'speed_key', 'measured_sec_per_epoch', 'print_plan']
+           'file_digest', 'data_digest', 'train_run', 'train_seconds', 'fmt_point', 'sweep_runs', 'epochs_done',
+           'sec_per_epoch', 'grid_rows', 'plan', 'speed_key', 'measured_sec_per_epoch', 'print_plan']
 
 # %% ../nbs/08e_runs.ipynb #d4958b52
 class Diverged(Exception):
@@ -117,17 +117,57 @@ def build_learner(spec:dict,      # a training run's specification (`train_spec`
 def _plain(x): return json.loads(json.dumps(x, default=str))     # as read back from JSON (tuples as lists)
 
 # %% ../nbs/08e_runs.ipynb #9c848bf1
+def file_digest(f:Path) -> str:
+    "sha256 of file `f`'s bytes (hex)."
+    h = hashlib.sha256()
+    with open(f, 'rb') as fh:
+        for b in iter(lambda: fh.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+def data_digest(data,               # an `LTData` or a list-file dataset
+                test:bool=True,     # include the test split
+               ) -> str:
+    """sha256 of what a run sees of `data`: an `LTData`'s arrays (training and validation; test too with `test`), or a
+    list-file dataset's list files (the images they name are not read)."""
+    h = hashlib.sha256()
+    if isinstance(data, LTData):
+        for t in [data.x_train, data.y_train, data.x_val, data.y_val] + ([data.x_test, data.y_test] if test else []):
+            a = t.detach().cpu().contiguous().numpy()
+            h.update(f"{a.dtype}{a.shape}".encode()); h.update(a.tobytes())
+    else:
+        for f in (data.train, data.valid, *((data.test,) if test else ())):
+            if f is not None: h.update(Path(f).read_bytes())
+    return h.hexdigest()
+
+def _check_spec(spec:dict, d:Path):
+    "Use run folder `d` only if its `spec.json` (where there is one) is `spec` and hashes to the folder's name."
+    f = d/'spec.json'
+    if not f.is_file(): return
+    s = read_json(f, 'run spec')
+    if spec_key(s) != d.name or _plain(s) != _plain(spec):
+        raise StateError(f"run spec {str(f)!r} does not hash to its folder's name {d.name!r} (the folder holds another "
+                         f"run: copied or renamed?); delete {str(d)!r} to train it again")
+
 def _finished(spec:dict, data:LTData, d:Path, dev, main:bool) -> tuple:
     """A finished run's `(learner with its final weights, record)`; `(None, record)` on other processes or if it
     diverged."""
     rec_f = d/'record.json'
     rec = read_json(rec_f, 'run record', keys=('status', 'config'))
-    if _plain(rec['config']) != _plain(spec['config']):
-        raise StateError(f"run record {str(rec_f)!r} was written for another configuration than its folder's key; "
-                         f"delete {str(d)!r} to train it again")
+    _check_spec(spec, d)
+    if any(_plain(rec.get(k)) != _plain(spec[k]) for k in ('config', 'trainer', 'settings') if k in rec or k == 'config'):
+        raise StateError(f"run record {str(rec_f)!r} was written for another run than its folder's key (its trainer, "
+                         f"settings or configuration differ); delete {str(d)!r} to train it again")
+    if rec.get('data_digest') and rec['data_digest'] != data_digest(data, test=False):
+        raise StateError(f"run record {str(rec_f)!r} was trained on other data than the data given now (their sha256 "
+                         "differs: another archive or data root, or edited list files); point --data_root at the data it "
+                         f"was trained on, or delete {str(d)!r} to train it again")
     if rec['status'] != 'done' or not main: return None, rec
     learn = build_learner(spec, data, d, dev)
-    learn.model.load_state_dict(load_state(d/'models'/'final.pth', 'final weights'))
+    wf = d/'models'/'final.pth'
+    if rec.get('weights') and wf.is_file() and file_digest(wf) != rec['weights']:
+        raise StateError(f"final weights {str(wf)!r} are not the ones run record {str(rec_f)!r} wrote (their sha256 "
+                         f"differs); delete {str(d)!r} to train it again")
+    learn.model.load_state_dict(load_state(wf, 'final weights'))
     learn.model.to(dev)                       # heads, LA and WB stage 2 work where the job trains
     return learn, rec
 
@@ -139,7 +179,7 @@ def _fit_record(learn, spec:dict, data, resume:bool) -> dict:
     try: fit_lt(learn, resume=resume, ckpt='ckpt')
     except Diverged as e: status, err = 'diverged', str(e)
     return dict(status=status, error=err, config=spec['config'], settings=spec['settings'], trainer=spec['trainer'],
-                data=data.info, resumed=resume, seconds_this_process=round(time.time() - t0, 1),
+                data=data.info, data_digest=data_digest(data, test=False), resumed=resume, seconds_this_process=round(time.time() - t0, 1),
                 wnorm_hist=getattr(learn, 'wnorm_hist', []), valid_cls_acc_hist=getattr(learn, 'cls_acc_hist', []),
                 epoch_seconds=list(getattr(learn, 'epoch_s_hist', [])),
                 env=env_info(seed=spec['config']['seed'], processes=rank_world()[1]))
@@ -163,6 +203,7 @@ def train_run(spec:dict,        # the run's spec (`train_spec`)
     if done: return _finished(spec, data, d, dev, main)
     if main:
         d.mkdir(parents=True, exist_ok=True)
+        if resume: _check_spec(spec, d)                          # a checkpoint is resumed only in its own folder
         write_json(d/'spec.json', spec)
     epochs = spec['config']['epochs']
     prog = [_Progress(progress_bar(range(epochs), leave=False), state, label)] if main else []
@@ -175,6 +216,7 @@ def train_run(spec:dict,        # the run's spec (`train_spec`)
     if not main: return None, rec                     # rank 0 writes; the weights are the same on every process
     if status == 'done':
         save_atomic(learn.model.state_dict(), d/'models'/'final.pth')
+        rec['weights'] = file_digest(d/'models'/'final.pth')   # the record binds the weights it describes
     write_json(rec_f, rec)
     ck.unlink(missing_ok=True)
     return (learn if status == 'done' else None), rec
@@ -233,7 +275,7 @@ def epochs_done(spec:dict,  # the run's spec (`train_spec`)
     d = Path(root)/'runs'/spec_key(spec)
     if (d/'record.json').is_file(): return spec['config']['epochs']
     ck = d/'models'/'ckpt.pth'
-    return int(load_state(ck)['epoch']) + 1 if ck.is_file() else 0
+    return read_checkpoint(ck, spec['config']['epochs'])['epoch'] + 1 if ck.is_file() else 0
 
 # %% ../nbs/08e_runs.ipynb #574ed5c9
 def sec_per_epoch(spec,     # the run's spec (`train_spec`)

@@ -32,9 +32,9 @@ from .distributed import distributed
 
 # %% auto #0
 __all__ = ['RECIPES', 'TrainConfig', 'recipe', 'TrainedEpochCallback', 'WeightNormRecorder', 'ClassAccRecorder', 'EpochTimer',
-           'save_atomic', 'Checkpoint', 'opt_to_params', 'load_checkpoint', 'BestValid', 'Autocast', 'release_memory',
-           'ReleaseMemory', 'default_model', 'LTRun', 'lt_learner', 'fit_lt', 'evaluate', 'plot_weight_norms',
-           'plot_norm_history', 'train_joint']
+           'save_atomic', 'Checkpoint', 'opt_to_params', 'read_checkpoint', 'load_checkpoint', 'BestValid', 'Autocast',
+           'release_memory', 'ReleaseMemory', 'default_model', 'LTRun', 'lt_learner', 'fit_lt', 'evaluate',
+           'plot_weight_norms', 'plot_norm_history', 'train_joint']
 
 # %% ../nbs/06_train.ipynb #3b79332b
 @dataclass
@@ -189,17 +189,32 @@ def opt_to_params(opt):
             if isinstance(v, torch.Tensor) and v.device != p.device: st[k] = v.to(p.device)
 
 # %% ../nbs/06_train.ipynb #59858a83
+def read_checkpoint(f:Path,               # a checkpoint file
+                    epochs:int|None=None,  # the run's epochs (checked against the checkpoint's own)
+                   ) -> dict:
+    """A checkpoint `Checkpoint` wrote, read without running code; its epoch checked against its own run length, its
+    histories and `epochs` (a `StateError` naming the file otherwise)."""
+    s = load_state(f, 'checkpoint')
+    bad = lambda why: StateError(f"checkpoint {str(f)!r} {why}; delete it to train that run again")
+    if not isinstance(s, dict) or not {'model', 'opt', 'epoch', 'hists'} <= set(s):
+        raise bad("is not one ltr_nb's Checkpoint wrote")
+    e, n = s['epoch'], s.get('n_epoch', epochs)
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if not whole(e) or not whole(n) or not 0 <= e < n: raise bad(f"says epoch {e!r} of {n!r}, which is not a trained epoch")
+    if epochs is not None and n != epochs: raise bad(f"is of a {n}-epoch run; this run has {epochs} epochs")
+    long = {k: len(v) for k, v in (s['hists'] or {}).items() if hasattr(v, '__len__') and len(v) > e + 1}
+    if long: raise bad(f"says epoch {e} but holds histories of more epochs ({long})")
+    return s
+
 def load_checkpoint(learn:Learner,     # the `Learner` to load into
                     fname:str='ckpt',  # checkpoint name under `learn.path/learn.model_dir`
+                    epochs:int|None=None,  # the run's epochs: the checkpoint must be of a run this long
                    ) -> int:
     """Load a `Checkpoint` into `learn` (model, optimizer, histories) without running code from the file; returns the
     next epoch to train."""
     f = Path(learn.path)/learn.model_dir/f'{fname}.pth'
     if not f.is_file(): raise FileNotFoundError(f"no checkpoint {str(f)!r} to resume from; train with Checkpoint first")
-    s = load_state(f, 'checkpoint')
-    if not isinstance(s, dict) or not {'model', 'opt', 'epoch', 'hists'} <= set(s):
-        raise StateError(f"checkpoint {str(f)!r} is not one ltr_nb's Checkpoint wrote; delete it to train that run "
-                         "again")
+    s = read_checkpoint(f, epochs)
     learn.model.load_state_dict(s['model'])
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(s['opt'])
@@ -330,7 +345,7 @@ def fit_lt(learn:Learner,              # a `Learner` from `lt_learner`
     cbs = list(cbs or []) + ([Checkpoint(ckpt)] if ckpt else [])
     if resume and getattr(learn.dls, 'device', None) is not None:
         learn.model.to(learn.dls.device)   # where the fit will train
-    start = load_checkpoint(learn, ckpt or 'ckpt') if resume else 0
+    start = load_checkpoint(learn, ckpt or 'ckpt', cfg.epochs) if resume else 0
     if start >= cfg.epochs: return learn
     try:
         with distributed(learn), keep_cudnn():

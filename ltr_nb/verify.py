@@ -8,11 +8,13 @@ import json, math, os, shlex, shutil, tempfile
 from pathlib import Path
 import numpy as np
 from .core import env_info, name_list, read_json, StateError
-from .folder import read_manifest
+from .folder import read_manifest, result_problems, _jsonable
+from .data import Groups
 from .metrics import seed_test, judge, ALPHA
 
 # %% auto #0
-__all__ = ['GROUPS', 'path_of', 'folder_paths', 'compare_group', 'compare_runs', 'verify_folder', 'verify_report']
+__all__ = ['GROUPS', 'path_of', 'folder_paths', 'compare_group', 'compare_runs', 'stored_problems', 'verify_folder',
+           'verify_report']
 
 # %% ../nbs/09a_verify.ipynb #a43f318f
 def path_of(env:dict) -> dict:
@@ -108,6 +110,26 @@ def _copy_runs(src:Path, dst:Path):
                                  "holds itself: replace the link by the run it points to, or remove it")
     shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns('ckpt.pth*'))
 
+def stored_problems(folder:Path,  # a results folder ltr_nb wrote
+                    rec:dict,     # its results record (`results.json`)
+                   ) -> dict:
+    """Per row of results record `rec`: what is wrong with its committed per-seed files — missing, not the result
+    `results.json` holds, or unsound (`result_problems`: seal, numbers, summaries of the per-class accuracies)."""
+    man = {e['name']: e for e in (read_manifest(folder) or {}).get('experiments', [])}
+    out = {}
+    for row, rs in rec['runs'].items():
+        e, cc = man.get(row, {}), (rec.get('data') or {}).get(row, {}).get('cls_counts')
+        g = Groups(**{k: e[k] for k in ('many', 'few') if e.get(k) is not None})
+        why = []
+        for r in rs:
+            f = folder/'results'/row/f"s{r.get('seed')}.json"
+            if not f.is_file(): why.append(f"{f.relative_to(folder)} is missing"); continue
+            s = read_json(f, 'result')
+            if _jsonable(s) != _jsonable(r): why.append(f"{f.relative_to(folder)} is not the result results.json holds")
+            why += [f"{f.relative_to(folder)} {w}" for w in (result_problems(s, cc, g) if cc is not None else [])]
+        if why: out[row] = why
+    return out
+
 # %% ../nbs/09a_verify.ipynb #ca6584cb
 def verify_folder(folder,                # a results folder written by `ltr_nb`
                   only=None,             # rows to re-run, 'a,b' or a list (default: all)
@@ -139,6 +161,8 @@ def verify_folder(folder,                # a results folder written by `ltr_nb`
         r = run_suite(**kw, command=rec['command'], plots=False)
         new = read_json(out/'results.json', 'results record', keys=('runs',))['runs']
     rows = compare_runs(rec['runs'], new, same)
+    for row, why in stored_problems(folder, rec).items():     # the committed files themselves, not only results.json
+        rows[row] = {**rows.get(row, {}), 'verdict': 'differs', 'why': '; '.join(why)}
     return dict(rows=rows, same_path=same, weights=weights, m=sum(len(r.get('p', {})) for r in rows.values()),
                 paths=paths, here=here,
                 ok=all(v['verdict'] != 'differs' for v in rows.values()))

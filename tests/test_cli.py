@@ -95,10 +95,10 @@ def test_main_job_short_run(tmp_path):
 
 
 def test_diverged_run_is_reported(tmp_path):
-    "lr 1e6: the run stops at the first non-finite loss, the table says diverged, results.json is strict JSON, exit status 1."
+    "lr 1e6: the run stops at the first non-finite loss, the table says diverged, results.json is strict JSON, exit status 3."
     out = tmp_path / 'o'
     r = run([LTR, *SHORT, '--epochs', '2', '--lr', '1e6', '--out', str(out)])
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 3, r.stderr
     assert '| joint-ib | joint / ib | 1 | **diverged** |' in r.stdout and 'diverged at epoch 1' in r.stdout
     assert 'experiment(s) diverged: joint-ib, crt' in r.stderr and 'Traceback' not in r.stderr
     json.loads((out / 'results.json').read_text(), parse_constant=lambda c: 1 / 0)

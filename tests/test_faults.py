@@ -80,7 +80,7 @@ def test_best_weights_loaded_safely(tmp_path):
     assert not marker.exists()
 
 
-# --- damaged state files: a message naming the file, never exit 1 (diverged) ---------------------------------------
+# --- damaged state files: a message naming the file, exit 2, never 1 (a crash) or 3 (diverged) ---------------------------------------
 
 @pytest.mark.parametrize('damage', ['empty', 'truncated', 'garbage'])
 @pytest.mark.parametrize('dry', [False, True])

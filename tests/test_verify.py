@@ -33,7 +33,7 @@ def test_tampered_number_is_caught(copy):
     for r in rec['runs']['joint-ib']: r['test']['all'] -= 0.3             # committed numbers changed by hand (caught on any machine)
     (copy / 'results.json').write_text(json.dumps(rec))
     r = subprocess.run([LTR, '--verify', str(copy), '--only', 'joint-ib'], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.returncode == 4, r.stdout[-3000:] + r.stderr[-3000:]
     assert '| joint-ib |' in r.stdout and 'differs' in r.stdout and 'does not repeat' in r.stderr
 
 
@@ -68,3 +68,13 @@ def test_committed_weights_copies_no_link(copy, tmp_path, link):
                        text=True, timeout=300, env={**os.environ, 'TMPDIR': str(tmp)})
     assert r.returncode == 2 and "runs/zz' is a symbolic link" in r.stderr and 'Traceback' not in r.stderr, r.stderr[-3000:]
     assert _digest(copy) == before and not list(tmp.glob('ltr_nb-verify-*'))
+
+
+def test_edited_per_seed_file_is_caught(copy):
+    "A per-seed result edited by hand (results.json untouched) is named, and the verification fails (exit 4)."
+    f = copy / 'results' / 'joint-ib' / 's0.json'; r = json.loads(f.read_text()); r['test']['all'] = 0.65
+    f.write_text(json.dumps(r))
+    before = _digest(copy)
+    v = subprocess.run([LTR, '--verify', str(copy), '--only', 'joint-ib'], capture_output=True, text=True, timeout=900)
+    assert v.returncode == 4 and 'results/joint-ib/s0.json is not the result results.json holds' in v.stdout, v.stdout[-3000:]
+    assert _digest(copy) == before
