@@ -155,8 +155,8 @@ def _finished(spec:dict, data:LTData, d:Path, dev, main:bool) -> tuple:
     rec = read_json(rec_f, 'run record', keys=('status', 'config'))
     _check_spec(spec, d)
     if any(_plain(rec.get(k)) != _plain(spec[k]) for k in ('config', 'trainer', 'settings') if k in rec or k == 'config'):
-        raise StateError(f"run record {str(rec_f)!r} was written for another run than its folder's key (its trainer, "
-                         f"settings or configuration differ); delete {str(d)!r} to train it again")
+        raise StateError(f"run record {str(rec_f)!r} was written for another configuration than its folder's key (its "
+                         f"trainer, settings or training config differ); delete {str(d)!r} to train it again")
     if rec.get('data_digest') and rec['data_digest'] != data_digest(data, test=False):
         raise StateError(f"run record {str(rec_f)!r} was trained on other data than the data given now (their sha256 "
                          "differs: another archive or data root, or edited list files); point --data_root at the data it "
