@@ -85,9 +85,12 @@ def _typed(name, t):
     return conv
 
 # %% ../nbs/09c_cli.ipynb #92bc2d3f
-def _value(v:str):
+def _value(k:str, v:str):
+    "An option's value as JSON (a number, a list...), else the text itself; nesting too deep to read is refused."
     try: return json.loads(v)
     except json.JSONDecodeError: return v
+    except RecursionError: raise ValueError(f"set={k}=... is nested too deeply to be an option's value") from None
+
 
 # %% ../nbs/09c_cli.ipynb #fbe1c6f4
 def suite_kwargs(a) -> dict:
@@ -101,7 +104,7 @@ def suite_kwargs(a) -> dict:
     for kv in a.set:
         if '=' not in kv: raise ValueError(f"set={kv!r} must be OPTION=VALUE, e.g. head_epochs=5")
         k, v = kv.split('=', 1)
-        opts[k.strip()] = _value(v)
+        opts[k.strip()] = _value(k.strip(), v)
     return dict(suite=a.suite, only=name_list('only', a.only), overrides=over, options=opts, out=a.out, fresh=a.fresh,
                 dry_run=a.dry_run, device=a.device, data_root=a.data_root, download=a.download, backend=a.backend,
                 storage=a.storage)

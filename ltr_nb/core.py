@@ -159,8 +159,9 @@ def read_json(path,                   # a JSON file
     "The JSON object in `path` (with `keys` present), or a `StateError` naming the file and how to recover."
     try: d = json.loads(Path(path).read_text())
     except FileNotFoundError: raise
-    except (OSError, ValueError) as err:
-        raise StateError(f"{what} {str(path)!r} is not valid JSON ({err}); " + _recover(path)) from None
+    except (OSError, ValueError, RecursionError) as err:
+        why = 'nested too deeply' if isinstance(err, RecursionError) else err
+        raise StateError(f"{what} {str(path)!r} is not valid JSON ({why}); " + _recover(path)) from None
     missing = [k for k in keys if not isinstance(d, dict) or k not in d]
     if missing:
         raise StateError(f"{what} {str(path)!r} lacks {missing} (not written by this ltr_nb, or damaged); " + _recover(path))

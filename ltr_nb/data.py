@@ -89,22 +89,42 @@ class Source:
         return _decode_files([self.files[i] for i in idx.tolist()], self.zip_path)
 
 # %% ../nbs/01_data.ipynb #75179656
-def _decode(data:bytes) -> torch.Tensor:
+_WIDE = ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')   # 16-bit and float modes: PIL's convert('RGB') clips them at 255
+
+def _check_mode(im, where:str):
+    "A `ValueError` naming `where` when converting `im` (a PIL image, read or not) to RGB would clip it."
+    if im.mode in _WIDE:
+        raise ValueError(f"{where} is a {im.mode} image (16-bit or float); ltr_nb reads 8-bit images, and converting "
+                         "this one would clip every value above 255: convert it to 8 bits first")
+
+def _rgb(im, where:str):
+    "`im` as RGB, or a `ValueError` naming `where` when converting would clip it (16-bit, float)."
+    _check_mode(im, where)
+    return im.convert('RGB')
+
+def _decode(data:bytes, where:str) -> torch.Tensor:
+    "One encoded image as uint8 [3, H, W]; an image that does not decode is named (`where`)."
     from PIL import Image
-    im = np.asarray(Image.open(io.BytesIO(data)).convert('RGB'))
-    return torch.from_numpy(im.copy()).permute(2, 0, 1)
+    try:
+        with Image.open(io.BytesIO(data)) as im: a = np.asarray(_rgb(im, where))
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{where} is not a readable image ({type(err).__name__}: {err}); replace or remove it") from None
+    return torch.from_numpy(a.copy()).permute(2, 0, 1)
+
 
 # %% ../nbs/01_data.ipynb #03f4045b
 def _decode_files(files, zip_path=None) -> torch.Tensor:
     "Decode image files (paths, or member names of `zip_path`) into one uint8 tensor [N, 3, H, W]."
     if not files: return torch.zeros(0, 3, 1, 1, dtype=torch.uint8)
     if zip_path is not None:
-        with zipfile.ZipFile(zip_path) as z: ims = [_decode(z.read(f)) for f in files]
-    else: ims = [_decode(Path(f).read_bytes()) for f in files]
+        with zipfile.ZipFile(zip_path) as z:
+            ims = [_decode(z.read(f), f"member {f!r} of {str(zip_path)!r}") for f in files]
+    else: ims = [_decode(Path(f).read_bytes(), f"image {str(f)!r}") for f in files]
     shapes = {tuple(i.shape) for i in ims}
     if len(shapes) > 1:
         raise ValueError(f"images have different sizes {sorted(shapes)[:3]}...; resize them to one size first")
     return torch.stack(ims)
+
 
 # %% ../nbs/01_data.ipynb #ca2702ca
 SELECTS = ('first', 'random')

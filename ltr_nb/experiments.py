@@ -5,6 +5,7 @@
 # %% ../nbs/08d_experiments.ipynb #d00e07b4
 from __future__ import annotations
 import json, math
+from collections import Counter
 import inspect
 from dataclasses import dataclass, field, fields, replace, make_dataclass, is_dataclass
 from fastcore.docments import docments
@@ -17,9 +18,9 @@ from .train import recipe, TrainConfig, RECIPES
 from .methods import METHODS, type_ok, check_types
 
 # %% auto #0
-__all__ = ['DATA_FIELDS', 'TRAIN_FIELDS', 'RECIPE_FIELDS', 'RENAMED', 'Experiment', 'SUITES_DIR', 'FIELDS', 'ExperimentFields',
-           'field_specs', 'experiment_help', 'is_list_dataset', 'check_experiment', 'train_grid', 'at_point',
-           'data_spec', 'train_config', 'suite_names', 'load_suite']
+__all__ = ['DATA_FIELDS', 'TRAIN_FIELDS', 'RECIPE_FIELDS', 'RENAMED', 'Experiment', 'MAX_EPOCHS', 'MAX_INT', 'SUITES_DIR',
+           'FIELDS', 'ExperimentFields', 'field_specs', 'experiment_help', 'is_list_dataset', 'check_experiment',
+           'train_grid', 'at_point', 'data_spec', 'train_config', 'suite_names', 'load_suite']
 
 # %% ../nbs/08d_experiments.ipynb #0fddca12
 @dataclass
@@ -95,11 +96,12 @@ def _check_containers(e:Experiment, n:str):
 
 # %% ../nbs/08d_experiments.ipynb #191d9d60
 def _check_name(e:Experiment, n:str):
-    if not e.name or any(c in e.name for c in '/\\ \t\n') or e.name.startswith('.'):
-        raise ValueError(f"{n}name={e.name!r} must be a non-empty folder name (no slashes or spaces)")
-    if len(e.name) > 80:
-        raise ValueError(f"{n}name={e.name[:20] + '...'!r} is {len(e.name)} characters long; use at most 80 (it names "
-                         "a folder)")
+    if not e.name or any(c in e.name for c in '/\\ ') or e.name.startswith('.') or not e.name.isprintable():
+        raise ValueError(f"{n}name={e.name!r} must be a non-empty folder name (no slashes, spaces or control "
+                         "characters such as NUL, CR or tab)")
+    if len(e.name.encode()) > 80:
+        raise ValueError(f"{n}name={e.name[:20] + '...'!r} is {len(e.name.encode())} bytes long in UTF-8; use at most "
+                         "80 (it names a folder)")
     if e.method not in METHODS: raise ValueError(f"{n}method={e.method!r} is unknown; choose one of {list(METHODS)}")
 
 # %% ../nbs/08d_experiments.ipynb #6c4ff1f1
@@ -132,10 +134,14 @@ def _check_data(e:Experiment, bad):
     if e.select not in ('first', 'random'): bad('select', e.select, "is not valid; choose 'first' or 'random'")
 
 # %% ../nbs/08d_experiments.ipynb #a9d34b19
+MAX_EPOCHS, MAX_INT = 100_000, 2**31 - 1     # bounds that keep every estimate and tensor size finite
+
 def _check_recipe(e:Experiment, bad):
     "The training recipe's fields and the Many / Few thresholds."
     if e.arch is not None and e.arch not in ARCHS: bad('arch', e.arch, f'is unknown; choose one of {list(ARCHS)}')
-    if e.epochs is not None and e.epochs < 1: bad('epochs', e.epochs, 'must be >= 1')
+    if e.epochs is not None and not 1 <= e.epochs <= MAX_EPOCHS: bad('epochs', e.epochs, f'must be in 1..{MAX_EPOCHS}')
+    for f in ('bs', 'n_max', 'val_per_class', 'many', 'few', 'size'):   # (sizes and counts: a tensor dimension)
+        if type_ok(getattr(e, f), 'int') and getattr(e, f) > MAX_INT: bad(f, getattr(e, f), f'must be at most {MAX_INT}')
     if e.lr is not None and not (_finite(e.lr) and e.lr > 0): bad('lr', e.lr, 'must be a finite number > 0')
     if e.bs is not None and e.bs < 1: bad('bs', e.bs, 'must be >= 1')
     if e.wd is not None and not (_finite(e.wd) and e.wd >= 0): bad('wd', e.wd, 'must be a finite number >= 0')
@@ -207,6 +213,7 @@ def load_suite(suite) -> dict:
                              "exists")
         try: d = json.loads(p.read_text())
         except json.JSONDecodeError as err: raise ValueError(f"suite={str(suite)!r} is not valid JSON: {err}") from None
+        except RecursionError: raise ValueError(f"suite={str(suite)!r} is nested too deeply to be a suite") from None
         src = str(p)
     if not isinstance(d, dict):
         raise ValueError(f"{src}: a suite must be a JSON object with 'experiments', not a {type(d).__name__}")
@@ -229,7 +236,6 @@ def load_suite(suite) -> dict:
         if 'name' not in kw or 'method' not in kw:
             raise ValueError(f"{src}: experiment {i} needs a 'name' and a 'method'")
         exps.append(check_experiment(Experiment(**kw)))
-    names = [e.name for e in exps]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(n for n, k in Counter(e.name for e in exps).items() if k > 1)
     if dup: raise ValueError(f"{src}: experiment names {dup} are used more than once")
     return dict(name=d.get('name', Path(str(suite)).stem), about=d.get('about', ''), experiments=exps)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-from .data import LTData, class_groups, imb_factor_of, Groups  # first: its package import checks torchvision
+from .data import LTData, class_groups, imb_factor_of, Groups, _check_mode  # first: its package import checks torchvision
 from .core import data_root, pick_device
 from fastcore.basics import patch
 from fastai.data.core import Datasets, DataLoaders
@@ -23,16 +23,48 @@ from .adapters import class_aware_dls
 __all__ = ['LIST_RECIPES', 'read_list_file', 'write_list_files', 'list_file_dls', 'ListData', 'list_dataset']
 
 # %% ../nbs/03b_listfile.ipynb #fd3db432
+_ENDS = {b'\xff\xd8': (b'\xff\xd9', 'JPEG'), b'\x89P': (b'IEND\xaeB`\x82', 'PNG')}   # start -> end-of-image marker
+
 def _check_image(f:Path, where:str):
-    """A `ValueError` naming `where` unless `f` opens as an image (its header only: a zero-byte or non-image file fails
-    here, not mid-training)."""
+    """A `ValueError` naming `where` unless `f` opens as an 8-bit image and ends with its end-of-image marker (the
+    header and the last KiB only: a zero-byte, truncated, 16-bit or non-image file fails here, not mid-training)."""
     try:
-        with Image.open(f) as im: im.size
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        with Image.open(f) as im: _check_mode(im, f"{where} at {str(f)!r}")
+        with open(f, 'rb') as h:
+            start = h.read(2); h.seek(0, 2); h.seek(max(0, h.tell() - 1024)); tail = h.read()
+    except (OSError, Image.DecompressionBombError) as err:
         raise ValueError(f"{where} at {str(f)!r} is not a readable image ({type(err).__name__}: {err}); replace it or "
                          "remove its line") from None
+    end, kind = _ENDS.get(start, (None, None))
+    if end is not None and end not in tail:
+        raise ValueError(f"{where} at {str(f)!r} is a truncated {kind} file (no end-of-image marker in its last KiB); "
+                         "copy it again or remove its line")
+
+def _load_image(f) -> PILImage:
+    "The image at `f` decoded for a batch; an image that fails to decode mid-training is named."
+    try: return PILImage.create(f)
+    except (OSError, SyntaxError) as err:
+        raise ValueError(f"image {str(f)!r} cannot be decoded ({type(err).__name__}: {err}); replace it or remove its "
+                         "line") from None
+
 
 # %% ../nbs/03b_listfile.ipynb #93d6cb32
+def _lines(path:Path):
+    "The lines of a UTF-8 list file, or a `ValueError` naming the file and the first line that is not UTF-8."
+    raw = path.read_bytes()
+    try: return raw.decode('utf-8').splitlines()
+    except UnicodeDecodeError as err:
+        i = raw[:err.start].count(b'\n') + 1
+        raise ValueError(f"{path}, line {i}: not UTF-8 text ({err.reason} at byte {err.start}); list files are UTF-8") from None
+
+def _relative(path:Path, i:int, rel:str) -> str:
+    "`rel` if it stays inside the list's folder; an absolute path or one with '..' is refused, naming the line."
+    if Path(rel).is_absolute() or '..' in Path(rel).parts:
+        raise ValueError(f"{path}, line {i}: image path {rel!r} leaves the folder the paths are relative to (absolute, "
+                         "or with '..'); write it relative to root= (a symbolic link inside that folder may point "
+                         "elsewhere)")
+    return rel
+
 def read_list_file(path,                  # the list file: one `relative/path label` per line
                    root=None,             # the folder the paths are relative to (default: the list file's folder)
                    n_cls:int|None=None,   # number of classes, to check the labels (None: any label >= 0)
@@ -43,23 +75,44 @@ def read_list_file(path,                  # the list file: one `relative/path la
     if not path.is_file(): raise FileNotFoundError(f"list file {str(path)!r} does not exist")
     root = Path(root) if root is not None else path.parent
     files, labels = [], []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(_lines(path), 1):
         if not line.strip(): continue
         parts = line.rsplit(maxsplit=1)
         if len(parts) != 2 or not re.fullmatch(r'-?\d+', parts[1]):
             raise ValueError(f"{path}, line {i}: malformed line {line!r}; expected 'relative/path.jpg <integer label>'")
-        lab = int(parts[1])
+        lab, rel = int(parts[1]), _relative(path, i, parts[0].strip())
         if lab < 0 or (n_cls is not None and lab >= n_cls):
             raise ValueError(f"{path}, line {i}: label {lab} is out of range; " + (f"valid labels are 0..{n_cls - 1}" if n_cls else "labels must be >= 0"))
-        f = root/parts[0].strip()
+        f = root/rel
         if check_files and not f.is_file():
-            raise FileNotFoundError(f"{path}, line {i}: image {parts[0].strip()!r} not found at {str(f)!r}; check "
+            raise FileNotFoundError(f"{path}, line {i}: image {rel!r} not found at {str(f)!r}; check "
                                     "root= (the folder the paths are relative to)")
-        if check_files: _check_image(f, f"{path}, line {i}: image {parts[0].strip()!r}")
+        if check_files: _check_image(f, f"{path}, line {i}: image {rel!r}")
         files.append(f)
         labels.append(lab)
     if not files: raise ValueError(f"list file {str(path)!r} has no entries")
     return files, np.asarray(labels, dtype=np.int64)
+
+def _classes(train, y:np.ndarray, n_cls:int|None, others=()) -> int:
+    """The number of classes: `n_cls`, or the largest training label + 1 when every class up to it has a training
+    image; `others` are (list file, labels) of the validation and test lists, checked against it."""
+    if n_cls is None:
+        m = int(y.max())
+        if m >= len(y):     # (checked before counting: a label of 10**12 would allocate terabytes)
+            raise ValueError(f"{str(train)!r} has label {m} but only {len(y)} images: every class up to the largest "
+                             "label needs a training image; check the label, or pass n_cls")
+        n_cls = m + 1
+    empty = np.flatnonzero(np.bincount(y, minlength=n_cls) == 0)
+    for f, yo in others:
+        extra = sorted(set(np.unique(yo[yo >= n_cls]).tolist()))
+        if extra:
+            raise ValueError(f"{str(f)!r} has labels {extra[:10]} that no image of the training list {str(train)!r} "
+                             f"has (its classes are 0..{n_cls - 1}); every class needs a training image (or pass n_cls)")
+    if len(empty):
+        raise ValueError(f"classes {empty[:10].tolist()} have no training image in {str(train)!r}; every class needs "
+                         "one (or pass n_cls)")
+    return n_cls
+
 
 # %% ../nbs/03b_listfile.ipynb #4b73ce62
 def write_list_files(data:LTData,    # the `LTData` to write
@@ -106,15 +159,11 @@ def list_file_dls(
 ) -> DataLoaders:
     """fastai `DataLoaders` (train, valid[, test]) streaming the images of list files from disk with the standard
     ImageNet transforms."""
-    tr, device = read_list_file(_resolve(root, train), root, n_cls, check_files), pick_device(device)
-    n_cls = n_cls or int(tr[1].max()) + 1
-    empty = np.flatnonzero(np.bincount(tr[1], minlength=n_cls) == 0)
-    if len(empty):
-        raise ValueError(f"classes {empty[:10].tolist()} have no training image in {str(train)!r}; every class needs "
-                         "one (or pass n_cls)")
-    va = read_list_file(_resolve(root, valid), root, n_cls, check_files)
+    read = lambda f: read_list_file(_resolve(root, f), root, n_cls, check_files)
+    tr, va, te, device = read(train), read(valid), (read(test) if test is not None else None), pick_device(device)
+    n_cls = _classes(train, tr[1], n_cls, [(valid, va[1])] + ([(test, te[1])] if te else []))
     items = list(zip(tr[0], tr[1].tolist())) + list(zip(va[0], va[1].tolist()))
-    dsets = Datasets(items, tfms=[[ItemGetter(0), PILImage.create],
+    dsets = Datasets(items, tfms=[[ItemGetter(0), _load_image],
                                   [ItemGetter(1), Categorize(vocab=list(range(n_cls)), sort=False)]],
                      splits=[list(range(len(tr[1]))), list(range(len(tr[1]), len(items)))])
     jitter = [Brightness(0.4, p=1.), Contrast(0.4, p=1.), Saturation(0.4, p=1.)] if color_jitter else []
@@ -124,7 +173,6 @@ def list_file_dls(
                             after_batch=[IntToFloatTensor(), *jitter, Normalize.from_stats(*imagenet_stats)])
     loaders = [dls.train, dls.valid]
     if test is not None:
-        te = read_list_file(_resolve(root, test), root, n_cls, check_files)
         loaders.append(dls.test_dl(list(zip(te[0], te[1].tolist())), with_labels=True))
     return class_aware_dls(DataLoaders(*loaders, path=root, device=device), sampler, seed)
 
@@ -168,14 +216,10 @@ class ListData:
     def __post_init__(self):
         if self.size < 1: raise ValueError(f"size={self.size!r} must be >= 1 (the crop size in pixels)")
         files, self.y_train = read_list_file(self.train, self.root, self.n_cls)
-        self.n_cls = self.n_cls or int(self.y_train.max()) + 1
-        empty = np.flatnonzero(self.cls_counts == 0)
-        if len(empty):
-            raise ValueError(f"{self.name}: classes {empty[:10].tolist()} have no training image in "
-                             f"{str(self.train)!r}; every class of {self.n_cls} needs one")
-        for f in (self.valid, self.test):
-            if f is not None:
-                read_list_file(f, self.root, self.n_cls)      # every line and image checked before any training
+        others = [(f, read_list_file(f, self.root, self.n_cls)[1])        # every line and image checked before any
+                  for f in (self.valid, self.test) if f is not None]      # training
+        try: self.n_cls = _classes(self.train, self.y_train, self.n_cls, others)
+        except ValueError as err: raise ValueError(f"{self.name}: {err}") from None
         c = self.cls_counts
         self.info = dict(name=self.name, lists=[Path(f).name for f in (self.train, self.valid,
                                                                        self.test) if f is not None],
