@@ -12,8 +12,8 @@ import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'pick_device', 'as_array',
-           'name_list', 'fp_path', 'env_info', 'StateError', 'load_state', 'read_json', 'DiskFull', 'write_atomic',
-           'rank_world', 'is_main', 'comm_device', 'all_sum']
+           'name_list', 'fp_path', 'env_info', 'StateError', 'load_state', 'load_weights', 'read_json', 'DiskFull',
+           'write_atomic', 'rank_world', 'is_main', 'comm_device', 'all_sum']
 
 # %% ../nbs/00_core.ipynb #6fdfe0f0
 _TV_SCHEMAS = {'nms': '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
@@ -135,7 +135,11 @@ class StateError(ValueError):
 
 # %% ../nbs/00_core.ipynb #29797b19
 def _recover(path) -> str:
-    return f"delete {str(Path(path).parent)!r} (or the run's folder) to recompute it, or start again with --fresh"
+    "How to recover from a damaged state file: delete the run's folder (a file under `models/`) or its own folder."
+    p = Path(path).parent
+    d = p.parent if p.name == 'models' else p      # (deleting models/ alone would leave a record that says done)
+    return f"delete {str(d)!r} to recompute it, or start again with --fresh"
+
 
 # %% ../nbs/00_core.ipynb #c6f8bcad
 def load_state(path,                   # a `.pth` file
@@ -150,6 +154,19 @@ def load_state(path,                   # a `.pth` file
         raise StateError(f"{what} {str(path)!r} cannot be read safely ({type(err).__name__}: "
                          f"{(str(err).splitlines() or [''])[0][:200]}); "
                          + _recover(path)) from None
+
+def load_weights(obj,                 # a module or an optimizer
+                 state:dict,          # its `state_dict`, as `load_state` read it
+                 path,                # the file it was read from, for messages
+                 what:str='weights',  # what the file is, for messages
+                ):
+    "`obj.load_state_dict(state)`, or a `StateError` naming `path` when they do not fit (another architecture)."
+    try: obj.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as err:
+        raise StateError(f"{what} {str(path)!r} do not fit this model ({type(err).__name__}: "
+                         f"{(str(err).splitlines() or [''])[0][:200]}...): written for another architecture or number "
+                         "of classes; " + _recover(path)) from None
+
 
 # %% ../nbs/00_core.ipynb #36e6f81b
 def read_json(path,                   # a JSON file

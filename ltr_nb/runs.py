@@ -4,13 +4,13 @@
 
 # %% ../nbs/08e_runs.ipynb #028da515
 from __future__ import annotations
-import hashlib, json, math, time
+import hashlib, json, math, os, time
 from dataclasses import asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
 from fastprogress.fastprogress import progress_bar
-from .core import env_info, is_main, rank_world, all_sum, load_state, read_json, StateError
+from .core import env_info, is_main, rank_world, all_sum, load_state, load_weights, read_json, StateError
 from .folder import write_json
 from .distributed import broadcast
 from .data import LTData
@@ -21,8 +21,8 @@ from .tuning import grid_sweep, open_storage, grid_points
 
 # %% auto #0
 __all__ = ['Diverged', 'FiniteCheck', 'finite_report', 'spec_key', 'comparable', 'result_key', 'train_spec', 'build_learner',
-           'file_digest', 'data_digest', 'train_run', 'train_seconds', 'fmt_point', 'sweep_runs', 'epochs_done',
-           'sec_per_epoch', 'grid_rows', 'plan', 'speed_key', 'measured_sec_per_epoch', 'print_plan']
+           'file_digest', 'data_digest', 'run_dir', 'train_run', 'train_seconds', 'fmt_point', 'sweep_runs',
+           'epochs_done', 'sec_per_epoch', 'grid_rows', 'plan', 'speed_key', 'measured_sec_per_epoch', 'print_plan']
 
 # %% ../nbs/08e_runs.ipynb #d4958b52
 class Diverged(Exception):
@@ -139,6 +139,20 @@ def data_digest(data,               # an `LTData` or a list-file dataset
             if f is not None: h.update(Path(f).read_bytes())
     return h.hexdigest()
 
+def run_dir(root,       # the results folder of the job
+            spec:dict,  # the run's spec (`train_spec`)
+           ) -> Path:
+    """`root/runs/<key>`, the run's folder; a symbolic link on the way (runs/, the run's folder, its models/) is refused,
+    so nothing outside the results folder is read or written through it."""
+    d = Path(root)/'runs'/spec_key(spec)
+    for p in (d.parent, d, d/'models'):
+        if p.is_symlink():
+            to = os.readlink(p)
+            raise StateError(f"{str(p)!r} is a symbolic link (to {to!r}{', which does not exist' if not p.exists() else ''}"
+                             "); a results folder keeps its runs inside it: replace the link with a copy of the folder "
+                             "it points to, or delete it to train the run again")
+    return d
+
 def _check_spec(spec:dict, d:Path):
     "Use run folder `d` only if its `spec.json` (where there is one) is `spec` and hashes to the folder's name."
     f = d/'spec.json'
@@ -167,7 +181,10 @@ def _finished(spec:dict, data:LTData, d:Path, dev, main:bool) -> tuple:
     if rec.get('weights') and wf.is_file() and file_digest(wf) != rec['weights']:
         raise StateError(f"final weights {str(wf)!r} are not the ones run record {str(rec_f)!r} wrote (their sha256 "
                          f"differs); delete {str(d)!r} to train it again")
-    learn.model.load_state_dict(load_state(wf, 'final weights'))
+    if not wf.is_file():
+        raise StateError(f"run record {str(rec_f)!r} says done but its final weights {str(wf)!r} are missing; delete "
+                         f"{str(d)!r} to train it again")
+    load_weights(learn.model, load_state(wf, 'final weights'), wf, 'final weights')
     learn.model.to(dev)                       # heads, LA and WB stage 2 work where the job trains
     return learn, rec
 
@@ -194,7 +211,7 @@ def train_run(spec:dict,        # the run's spec (`train_spec`)
              ) -> tuple:
     """Train (or resume, or load) the run of `spec` under `root/runs/<key>`: `(model or None, record)`; a diverged
     run's record says so."""
-    d = Path(root)/'runs'/spec_key(spec)
+    d = run_dir(root, spec)
     rec_f = d/'record.json'
     state = state if state is not None else dict(done=0, done0=0, total=spec['config']['epochs'], t0=time.time())
     ck = d/'models'/'ckpt.pth'
@@ -272,7 +289,7 @@ def epochs_done(spec:dict,  # the run's spec (`train_spec`)
                 root:Path,  # the results folder of the job
                ) -> int:
     "Epochs of the run of `spec` already trained under `root` (finished, or up to its checkpoint)."
-    d = Path(root)/'runs'/spec_key(spec)
+    d = run_dir(root, spec)
     if (d/'record.json').is_file(): return spec['config']['epochs']
     ck = d/'models'/'ckpt.pth'
     return read_checkpoint(ck, spec['config']['epochs'])['epoch'] + 1 if ck.is_file() else 0

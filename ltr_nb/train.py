@@ -20,7 +20,7 @@ from fastai.callback.schedule import ParamScheduler, SchedCos
 from fastai.callback.progress import ProgressCallback
 from fastai.optimizer import SGD
 from fastai.torch_core import set_seed
-from .core import env_info, rank_world, all_sum, is_main, load_state, StateError, write_atomic, as_array
+from .core import env_info, rank_world, all_sum, is_main, load_state, load_weights, StateError, write_atomic, as_array
 from .data import LTData, Groups
 from .loaders import lt_dls, SetEpoch, Deterministic, keep_cudnn
 from .listfile import ListData, LIST_RECIPES
@@ -215,9 +215,9 @@ def load_checkpoint(learn:Learner,     # the `Learner` to load into
     f = Path(learn.path)/learn.model_dir/f'{fname}.pth'
     if not f.is_file(): raise FileNotFoundError(f"no checkpoint {str(f)!r} to resume from; train with Checkpoint first")
     s = read_checkpoint(f, epochs)
-    learn.model.load_state_dict(s['model'])
+    load_weights(learn.model, s['model'], f, 'checkpoint')
     if learn.opt is None: learn.create_opt()
-    learn.opt.load_state_dict(s['opt'])
+    load_weights(learn.opt, s['opt'], f, 'checkpoint')
     opt_to_params(learn.opt)                 # the file is read onto the CPU; momentum follows each parameter's device
     for k, v in _arrays(s['hists']).items(): setattr(learn, k, list(v))
     if s.get('best') is not None: learn.valid_best = tuple(s['best'])

@@ -114,6 +114,56 @@ def test_record_of_another_configuration(done_job, tmp_path, capfd):
     refused(cli([*JOB, '--out', str(out)], capfd), 'another configuration', 'record.json')
 
 
+def _other_shape(state):
+    "`state` as another number of classes would have it: its last tensor loses a row."
+    k = [k for k, v in state.items() if getattr(v, 'ndim', 0) >= 1][-1]
+    return {**state, k: state[k][:-1].clone()}
+
+
+@pytest.mark.parametrize('where', ['final-legacy', 'ckpt'])
+def test_weights_of_another_architecture(done_job, tmp_path, capfd, where):
+    """Weights that do not fit the model (another architecture or number of classes) are refused with the file named, and
+    the advice given (delete the run's folder) works: the same command then trains the run again."""
+    from ltr_nb.core import load_state
+    out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results')
+    good = load_state(d / 'models' / 'final.pth')
+    if where == 'ckpt':
+        (d / 'record.json').unlink(); (d / 'models' / 'final.pth').unlink(); f = d / 'models' / 'ckpt.pth'
+        torch.save({'model': _other_shape(good), 'opt': {}, 'epoch': 0, 'n_epoch': 2, 'hists': {}}, f)
+    else:
+        rec = json.loads((d / 'record.json').read_text()); del rec['weights']; (d / 'record.json').write_text(json.dumps(rec))
+        f = d / 'models' / 'final.pth'; torch.save(_other_shape(good), f)
+    r = cli([*JOB, '--out', str(out)], capfd)
+    refused(r, f"{str(f)!r} do not fit this model", f"delete {str(d)!r}")
+    shutil.rmtree(d)
+    assert cli([*JOB, '--out', str(out)], capfd).returncode == 0 and (d / 'record.json').is_file()
+
+
+def test_record_without_its_weights(done_job, tmp_path, capfd):
+    "A record that says done with its final weights gone names both files and the folder to delete."
+    out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results'); shutil.rmtree(d / 'models')
+    refused(cli([*JOB, '--out', str(out)], capfd), 'says done but its final weights', 'are missing', f"delete {str(d)!r}")
+
+
+@pytest.mark.parametrize('link', ['dangling', 'loop', 'elsewhere', 'runs', 'models'])
+def test_symlinked_run_folder_refused(done_job, tmp_path, capfd, link):
+    """A symbolic link in runs/ (a run's folder, runs/ itself, or a run's models/) is refused with the link and its target
+    named, before anything is read or written through it; the folder it points to is left as it was."""
+    out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results')
+    elsewhere = _copy(d, tmp_path, 'elsewhere'); before = sorted(p.name for p in elsewhere.rglob('*'))
+    if link in ('dangling', 'loop', 'elsewhere'):
+        shutil.rmtree(d); d.symlink_to({'dangling': tmp_path / 'gone', 'loop': d, 'elsewhere': elsewhere}[link])
+        at = d
+    elif link == 'runs':
+        shutil.move(out / 'runs', tmp_path / 'runs'); (out / 'runs').symlink_to(tmp_path / 'runs'); at = out / 'runs'
+    else:
+        shutil.rmtree(d / 'models'); (d / 'models').symlink_to(elsewhere / 'models'); at = d / 'models'
+    for dry in ([], ['--dry_run']):
+        r = cli([*JOB, '--out', str(out), *dry], capfd)
+        refused(r, f"{str(at)!r} is a symbolic link", *(['which does not exist'] if link in ('dangling', 'loop') else []))
+    assert sorted(p.name for p in elsewhere.rglob('*')) == before
+
+
 # --- a result is bound to what produced it -------------------------------------------------------------------------
 
 def test_stale_result_never_reported(tmp_path, capfd):
@@ -198,7 +248,7 @@ def _suite(tmp_path, **change):
     (dict(dataset=5), 'dataset=5 (needs str)'), (dict(epochs=2.5), 'epochs=2.5 (needs int|None)'),
     (dict(options=[1]), 'options=[1] (needs dict)'), (dict(paper={'All': 'x'}), "paper={'All': 'x'} must map"),
     (dict(bf16='yes'), "bf16='yes' (needs bool)"), (dict(seeds=[0, 'a']), 'seeds=[0, \'a\'] must be integers'),
-    (dict(name='n' * 300), 'characters long; use at most 80'),
+    (dict(name='n' * 300), 'is 300 bytes long in UTF-8; use at most 80'),
     (dict(top={'experimens': []}), "unknown keys ['experimens']"), (dict(top={'defaults': [1]}), 'defaults=[1] must be a dict'),
     (dict(top={'experiments': [[1]]}), 'experiment 0 must be an object'),
 ])
