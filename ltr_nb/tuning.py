@@ -187,6 +187,46 @@ def _requeue_stopped(study):
     live = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE, TrialState.WAITING))
     for g in failed.keys() - live.keys(): optuna.storages.RetryHeartbeatStaleTrialCallback()(study, failed[g])
 
+# %% ../nbs/06d_tuning.ipynb #5b1e7c2a
+def _heartbeats(storage, ids:list) -> dict:
+    "trial id -> its last heartbeat as the database stores it (absent: none yet), for the trials `ids`."
+    import sqlalchemy
+    storage = getattr(storage, '_backend', storage)             # (a study holds its storage behind Optuna's cache)
+    if not ids or not hasattr(storage, 'engine'): return {}
+    q = sqlalchemy.text('SELECT trial_id, heartbeat FROM trial_heartbeats WHERE trial_id IN '
+                        f"({', '.join(str(int(i)) for i in ids)})")
+    with storage.engine.connect() as c: return dict(c.execute(q).all())
+
+class _Watch:
+    """Running trials whose heartbeat has not moved for `grace` seconds of *this* process's clock. Optuna counts a trial
+    as dead when its heartbeat is `grace` seconds older than the database's clock, so a heartbeat written in the future
+    (another machine's fast clock, a clock set back) would be waited for until the clock passed it; a heartbeat that
+    stops moving is dead whatever time it says."""
+    def __init__(self, grace:float): self.grace, self.seen = grace, {}
+    def stale(self, study) -> list:
+        from optuna.trial import TrialState
+        running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+        beats, now, out = _heartbeats(study._storage, [t._trial_id for t in running]), time.monotonic(), []
+        for t in running:
+            h = beats.get(t._trial_id)
+            if t._trial_id not in self.seen or self.seen[t._trial_id][0] != h: self.seen[t._trial_id] = (h, now)
+            elif now - self.seen[t._trial_id][1] > self.grace: out.append((t, h))
+        return out
+
+def _fail_frozen(study, watch:_Watch, name:str, grid:dict):
+    "Fail (so that `_requeue_stopped` queues their points again) the running trials whose heartbeat stopped moving."
+    import optuna
+    from optuna.trial import TrialState
+    points = grid_points(grid)
+    for t, h in watch.stale(study):
+        g = t.system_attrs.get('grid_id')
+        point = points[g] if isinstance(g, int) and 0 <= g < len(points) else t.params
+        try: study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError: continue    # another process failed it first
+        warnings.warn(f"sweep {name!r}: trial {t.number} ({point}) has sent no heartbeat for {watch.grace:g} s of this "
+                      f"machine's clock (its last says {h}); counted as stopped, and its point is run again", stacklevel=3)
+
+
 # %% ../nbs/06d_tuning.ipynb #af397aa1
 def grid_sweep(grid:dict,              # option -> values (the papers' grid)
                objective:Callable,     # params -> dict(value=validation score, **what to keep, e.g. the run's key)
@@ -204,6 +244,7 @@ def grid_sweep(grid:dict,              # option -> values (the papers' grid)
     with _quiet():
         study = _open_study(grid, storage, name, config or {}, seed)
         n, f = len(grid_points(grid)), _sweep_objective(study, objective, grid)
+        watch = _Watch(getattr(storage, 'grace_period', None) or 60)
         while len(_grid_ids(study, (TrialState.COMPLETE,))) < n:
             _requeue_stopped(study)
             started = _grid_ids(study, (TrialState.RUNNING, TrialState.COMPLETE))
@@ -213,6 +254,7 @@ def grid_sweep(grid:dict,              # option -> values (the papers' grid)
             else:                                                    # the others' points are running
                 time.sleep(poll_s)
                 optuna.storages.fail_stale_trials(study)
+                _fail_frozen(study, watch, name, grid)
     done = _grid_ids(study, (TrialState.COMPLETE,))
     return _choose(grid, {tuple(t.params[k] for k in grid): t for t in done.values()})
 

@@ -4,10 +4,10 @@
 
 # %% ../nbs/09a_verify.ipynb #627e68ad
 from __future__ import annotations
-import json, math, os, shlex, shutil, tempfile
+import errno, json, math, os, re, shlex, shutil, tempfile
 from pathlib import Path
 import numpy as np
-from .core import env_info, name_list, read_json, StateError
+from .core import env_info, name_list, read_json, StateError, DiskFull
 from .folder import read_manifest, result_problems, _jsonable
 from .data import Groups
 from .metrics import seed_test, judge, ALPHA
@@ -92,6 +92,12 @@ def _rerun_kwargs(folder:Path, rec:dict, only) -> dict:
         raise StateError(f"{str(folder/'results.json')!r} records no command to re-run")
     kw = suite_kwargs(command_parser().parse_args(argv))
     kw.pop('storage', None)   # the re-run sweeps into its own folder: a recorded storage would hand it the trials under test
+    if isinstance(kw['suite'], str) and kw['suite'].endswith('.json'):
+        # a suite file is named as the command gave it (relative to where it ran), and may have moved or changed since:
+        # the rows as they ran are in the folder's manifest
+        man = read_manifest(folder)
+        kw['suite'] = dict(name=rec.get('suite', man['suite']), about=man.get('about', ''),
+                           experiments=[e for e in man['experiments'] if e.get('name') in rec['runs']])
     only = name_list('only', only)
     if only is not None:
         missing = [n for n in only if n not in rec['runs']]
@@ -130,6 +136,21 @@ def stored_problems(folder:Path,  # a results folder ltr_nb wrote
         if why: out[row] = why
     return out
 
+def _said_of(err:Exception, out:Path, folder:Path, weights:bool, keep) -> Exception:
+    """An error of the re-run, said of what the user has. With `weights` it is about a committed file, not about the
+    temporary copy it names (whose resume advice is no use): the path is the committed one and the advice is to restore
+    it. A full disk in the temporary folder names TMPDIR, where the re-run is written."""
+    msg = str(err)
+    if keep is None and (isinstance(err, DiskFull) or getattr(err, 'errno', None) == errno.ENOSPC):
+        what = re.sub(re.escape(repr(str(out))[:-1]) + r"[^']*'", "the re-run's temporary folder", msg.split('; free some space')[0])
+        return DiskFull(f"{what}: --verify re-runs the suite in a temporary folder under {tempfile.gettempdir()!r}; free "
+                        "space there, or set TMPDIR to a folder on a disk with room, and verify again (nothing was kept)")
+    if weights and isinstance(err, StateError) and str(out) in msg:
+        what = re.split(r'; (?:delete |or start again|start again)', msg.replace(str(out), str(folder)))[0]
+        return StateError(f"--committed_weights: {what}; this is a file of the committed folder: restore it (e.g. from "
+                          "version control) or verify without --committed_weights")
+    return err
+
 # %% ../nbs/09a_verify.ipynb #ca6584cb
 def verify_folder(folder,                # a results folder written by `ltr_nb`
                   only=None,             # rows to re-run, 'a,b' or a list (default: all)
@@ -155,10 +176,15 @@ def verify_folder(folder,                # a results folder written by `ltr_nb`
     with tempfile.TemporaryDirectory(prefix='ltr_nb-verify-') as tmp:
         out = Path(keep) if keep is not None else Path(tmp)/'rerun'
         kw.update(out=str(out), fresh=False, dry_run=False)
-        if weights:      # the trained runs (found again by their keys) and the manifest that says they are ltr_nb's
-            _copy_runs(folder/'runs', out/'runs')
-            shutil.copy(folder/'manifest.json', out)
-        r = run_suite(**kw, command=rec['command'], plots=False)
+        try:
+            if weights:  # the trained runs (found again by their keys) and the manifest that says they are ltr_nb's
+                _copy_runs(folder/'runs', out/'runs')
+                shutil.copy(folder/'manifest.json', out)
+            run_suite(**kw, command=rec['command'], plots=False)
+        except (ValueError, OSError) as err:
+            e = _said_of(err, out, folder, weights, keep)
+            if e is err: raise
+            raise e from None
         new = read_json(out/'results.json', 'results record', keys=('runs',))['runs']
     rows = compare_runs(rec['runs'], new, same)
     for row, why in stored_problems(folder, rec).items():     # the committed files themselves, not only results.json

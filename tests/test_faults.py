@@ -471,3 +471,14 @@ def test_kill_loop_resumes_to_the_same_results(tmp_path):
         r = run([*KILL_JOB, '--out', str(out)]); assert r.returncode == 0, r.stderr[-3000:]
         assert (out / 'table.md').read_text() == ref_table
     print(f'kill loop: {kills} signals over {chains} chains, every chain resumed to the uninterrupted table and weights')
+
+
+def test_read_only_folder(done_job, tmp_path, capfd):
+    "A results folder on a read-only file system: a job is refused with the folder named; --dry_run, which writes nothing, works."
+    ro = tmp_path / 'ro'; _mount_tmpfs(ro, '64m')
+    try:
+        out = _copy(done_job, ro); shutil.rmtree(out / 'results')
+        assert subprocess.run(['mount', '-o', 'remount,ro', str(ro)]).returncode == 0
+        refused(cli([*JOB, '--out', str(out)], capfd), f"out={str(out)!r} cannot be written")
+        assert cli([*JOB, '--out', str(out), '--dry_run'], capfd).returncode == 0
+    finally: subprocess.run(['umount', str(ro)])

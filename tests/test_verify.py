@@ -78,3 +78,41 @@ def test_edited_per_seed_file_is_caught(copy):
     v = subprocess.run([LTR, '--verify', str(copy), '--only', 'joint-ib'], capture_output=True, text=True, timeout=900)
     assert v.returncode == 4 and 'results/joint-ib/s0.json is not the result results.json holds' in v.stdout, v.stdout[-3000:]
     assert _digest(copy) == before
+
+
+def test_committed_weights_speak_of_the_committed_file(copy, tmp_path):
+    """A damaged committed weight file under --committed_weights is named by its committed path, with the advice to restore
+    it, not by the temporary copy's path with advice to delete it or start again with --fresh."""
+    for f in (copy / 'runs').glob('*/models/final.pth'): f.write_bytes(f.read_bytes()[:100])
+    tmp = tmp_path / 'tmp'; tmp.mkdir()
+    r = subprocess.run([LTR, '--verify', str(copy), '--committed_weights', '--only', 'joint-ib'], capture_output=True,
+                       text=True, timeout=300, env={**os.environ, 'TMPDIR': str(tmp)})
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-3000:]
+    assert f"{str(copy / 'runs')}/" in r.stderr and 'restore it' in r.stderr, r.stderr[-3000:]
+    assert str(tmp) not in r.stderr and '--fresh' not in r.stderr and 'delete' not in r.stderr, r.stderr[-3000:]
+
+
+def test_verify_on_a_full_disk_names_tmpdir(copy, tmp_path):
+    "No space for the re-run: the message names TMPDIR (where it is written), not 'run the same command again'."
+    tmp = tmp_path / 'small'; tmp.mkdir()
+    m = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=8k', 'tmpfs', str(tmp)], capture_output=True, text=True)
+    if m.returncode: pytest.skip(f'cannot mount a small tmpfs here ({m.stderr.strip()[:120]})')
+    try:
+        r = subprocess.run([LTR, '--verify', str(copy), '--only', 'joint-ib'], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, 'TMPDIR': str(tmp)})
+    finally: subprocess.run(['umount', str(tmp)])
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-3000:]
+    assert 'no space left' in r.stderr and f"under {str(tmp)!r}" in r.stderr and 'set TMPDIR' in r.stderr, r.stderr[-3000:]
+    assert 'run the same command again' not in r.stderr, r.stderr[-3000:]
+
+
+def test_custom_suite_verified_from_elsewhere(tmp_path):
+    "A folder made from a suite file given by a relative path verifies from another directory (and after the file is gone)."
+    here, there = tmp_path / 'here', tmp_path / 'there'; here.mkdir(); there.mkdir()
+    suite = dict(name='mine', experiments=[dict(name='joint-ib', method='joint', dataset='digits', epochs=2, seeds=[0])])
+    (here / 'mine.json').write_text(json.dumps(suite))
+    r = subprocess.run([LTR, 'mine.json', '--out', 'o', '--device', 'cpu'], cwd=here, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (here / 'mine.json').unlink()
+    v = subprocess.run([LTR, '--verify', str(here / 'o')], cwd=there, capture_output=True, text=True, timeout=300)
+    assert v.returncode == 0 and '1 of 1 rows repeat' in v.stdout, v.stdout[-3000:] + v.stderr[-3000:]
