@@ -4,115 +4,19 @@
 
 # %% ../nbs/09c_cli.ipynb #6231dc56
 from __future__ import annotations
-import argparse, contextlib, json, shlex, signal, sys, threading
-from dataclasses import fields
-from .core import name_list
-from .data import DATASETS
-from .listfile import LIST_RECIPES
-from .models import ARCHS
+import contextlib, json, shlex, signal, sys, threading
 from .distributed import finish_distributed, exit_together
 from .methods import METHODS
-from .experiments import Experiment, SUITES_DIR, suite_names, experiment_help
-from .runner import run_suite
+from .experiments import SUITES_DIR, suite_names
+from .runner import run_suite, command_parser, suite_kwargs, EXIT_CODES
+from .verify import verify_folder, verify_report
 
 # %% auto #0
-__all__ = ['EXIT_CODES', 'command_parser', 'suite_kwargs', 'main', 'entry']
-
-# %% ../nbs/09c_cli.ipynb #0c986e7c
-EXIT_CODES = {0: 'done (every row finished; with --verify: every row repeats)',
-              1: "an unexpected error, a bug: Python's traceback follows (please report it)",
-              2: 'refused: a bad argument, or a file or folder ltr_nb cannot use (named); nothing was trained',
-              3: 'a run diverged: the table marks it, the other rows are done',
-              4: '--verify: a row does not repeat (see the verdicts)',
-              130: 'stopped by Ctrl-C (SIGINT): what is finished is kept, the same command resumes',
-              143: 'stopped by SIGTERM: as Ctrl-C'}
-
-# %% ../nbs/09c_cli.ipynb #3118047c
-_CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
-_CHOICES = dict(dataset=f"DATASETS: {', '.join(DATASETS)}; LIST_RECIPES: {', '.join(LIST_RECIPES)} (in "
-                        "DATA_ROOT/<name>)",
-                arch=f"{', '.join(ARCHS)}")
-
-def _help(name:str, doc:dict) -> str: return doc[name] + (f" — {_CHOICES[name]}" if name in _CHOICES else '')
-
-# %% ../nbs/09c_cli.ipynb #47a912c1
-def command_parser() -> argparse.ArgumentParser:
-    "The `ltr_nb` command's arguments (shared with `ltr_nb --verify`, which re-runs a folder's own command)."
-    p = argparse.ArgumentParser(prog='ltr_nb', description="Run a suite of long-tailed recognition experiments (or "
-                                                           "some of them) and print the "
-                                "Many / Medium / Few / All table; re-running the same command resumes where it stopped.",
-                                epilog=f"shipped suites: {', '.join(suite_names())}; methods: {', '.join(METHODS)}. "
-                                       "Field options override every selected experiment. Exit status: "
-                                       + '; '.join(f'{k} {v}' for k, v in EXIT_CODES.items()) + '.')
-    p.add_argument('suite', nargs='?', default='digits-lt', help='a shipped suite name or a .json file (default: '
-                                                                 'digits-lt)')
-    p.add_argument('--only', default=None, help='comma-separated experiment names of the suite to run (default: all)')
-    p.add_argument('--seeds', default=None, help='comma-separated seeds for every experiment (default: the suite\'s)')
-    p.add_argument('--set', action='append', default=[], metavar='OPTION=VALUE', help='a method option, e.g. '
-                                                                                      'head_epochs=5 (repeatable)')
-    p.add_argument('--out', default=None, help='results folder (default: runs/<suite>)')
-    p.add_argument('--fresh', action='store_true', help='delete the results folder ltr_nb wrote there before, and '
-                                                        'start again')
-    p.add_argument('--dry_run', action='store_true', help='list what would run and roughly how long it takes; train '
-                                                          'nothing')
-    p.add_argument('--list', action='store_true', help='list the shipped suites and the methods, and exit')
-    p.add_argument('--verify', default=None, metavar='FOLDER', help='re-run the command recorded in results folder '
-                                                                    'FOLDER into a temporary folder and compare row by row (exit 4 if a row differs); --only, --device and --data_root narrow it')
-    p.add_argument('--committed_weights', action='store_true', help='with --verify: start from the trained weights in '
-                                                                    'the folder and re-compute only heads, adjustments and evaluation')
-    p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or mps (default: cuda if available)')
-    p.add_argument('--storage', default=None, metavar='URL', help='Optuna storage of the sweeps of training runs '
-                                                                  '(default: sqlite:///<out>/sweeps.db); several processes, each with its own --out, share a sweep through one URL')
-    p.add_argument('--backend', default=None, help='process-group backend under torchrun / accelerate launch '
-                                                   '(default: nccl on GPUs, gloo on CPUs)')
-    p.add_argument('--data_root', default=None, help='data root (default: $LTR_NB_DATA)')
-    p.add_argument('--download', action='store_true', help='download through torchvision if missing (online only)')
-    g = p.add_argument_group('experiment fields (override the suite)')
-    doc = experiment_help()          # the fields' docments, read once
-    for f in _CLI_FIELDS:
-        t = {'bool': None, 'int': int, 'float': float, 'str': str}[str(f.type).split('|')[0].strip()]
-        if t is None:
-            g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_help(f.name, doc))
-        else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None, help=_help(f.name, doc))
-    return p
-
-# %% ../nbs/09c_cli.ipynb #b65b1100
-def _typed(name, t):
-    def conv(v):
-        try: return t(v)
-        except ValueError: raise argparse.ArgumentTypeError(f"{name}={v!r} is not a valid {t.__name__}") from None
-    conv.__name__ = t.__name__
-    return conv
-
-# %% ../nbs/09c_cli.ipynb #92bc2d3f
-def _value(k:str, v:str):
-    "An option's value as JSON (a number, a list...), else the text itself; nesting too deep to read is refused."
-    try: return json.loads(v)
-    except json.JSONDecodeError: return v
-    except RecursionError: raise ValueError(f"set={k}=... is nested too deeply to be an option's value") from None
-
-
-# %% ../nbs/09c_cli.ipynb #fbe1c6f4
-def suite_kwargs(a) -> dict:
-    "`run_suite` keyword arguments from the parsed command line."
-    over = {f.name: getattr(a, f.name) for f in _CLI_FIELDS}
-    if a.seeds is not None:
-        try: over['seeds'] = [int(x) for x in a.seeds.split(',') if x.strip()]
-        except ValueError: raise ValueError(f"seeds={a.seeds!r} must be comma-separated integers, e.g. 0,1,2") from None
-        if not over['seeds']: raise ValueError(f"seeds={a.seeds!r} names no seed; e.g. --seeds 0")
-    opts = {}
-    for kv in a.set:
-        if '=' not in kv: raise ValueError(f"set={kv!r} must be OPTION=VALUE, e.g. head_epochs=5")
-        k, v = kv.split('=', 1)
-        opts[k.strip()] = _value(k.strip(), v)
-    return dict(suite=a.suite, only=name_list('only', a.only), overrides=over, options=opts, out=a.out, fresh=a.fresh,
-                dry_run=a.dry_run, device=a.device, data_root=a.data_root, download=a.download, backend=a.backend,
-                storage=a.storage)
+__all__ = ['main', 'entry']
 
 # %% ../nbs/09c_cli.ipynb #ca68c83f
 def _verify(p, a) -> int:
     "`ltr_nb --verify FOLDER`: the verdict per row, exit 4 when one differs (see What repeats)."
-    from ltr_nb.verify import verify_folder, verify_report
     try: v = verify_folder(a.verify, only=a.only, device=a.device, data_root=a.data_root, weights=a.committed_weights)
     except (ValueError, FileNotFoundError) as e: exit_together(str(e), 2)
     print(verify_report(v))

@@ -196,9 +196,13 @@ def write_atomic(path,        # where
     half-written `path` nor a stray `.tmp`."""
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
+    if path.is_dir() and not path.is_symlink():
+        raise StateError(f"{str(path)!r} is a folder where ltr_nb writes a file; remove it (ltr_nb never deletes a folder "
+                         "it did not write)")
     try:
-        with open(tmp, 'wb') as f: f.write(data)
-        tmp.replace(path)
+        if tmp.is_symlink() or tmp.exists(): tmp.unlink()      # a stale (or planted) temporary file, never written through
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), 'wb') as f: f.write(data)
+        tmp.replace(path)                                      # (a link at `path` is replaced, its target untouched)
     except OSError as err:
         if err.errno != errno.ENOSPC: raise
         raise DiskFull(f"no space left in {str(path.parent)!r}: writing {path.name} needs {len(data)} bytes, "

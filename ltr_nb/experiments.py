@@ -15,12 +15,12 @@ from .data import DATASETS, Groups, lt_dataset
 from .listfile import LIST_RECIPES
 from .models import ARCHS
 from .train import recipe, TrainConfig, RECIPES
-from .methods import METHODS, type_ok, check_types
+from .methods import METHODS, type_ok, check_types, MAX_EPOCHS, MAX_INT
 
 # %% auto #0
-__all__ = ['DATA_FIELDS', 'TRAIN_FIELDS', 'RECIPE_FIELDS', 'RENAMED', 'Experiment', 'MAX_EPOCHS', 'MAX_INT', 'SUITES_DIR',
-           'FIELDS', 'ExperimentFields', 'field_specs', 'experiment_help', 'is_list_dataset', 'check_experiment',
-           'train_grid', 'at_point', 'data_spec', 'train_config', 'suite_names', 'load_suite']
+__all__ = ['DATA_FIELDS', 'TRAIN_FIELDS', 'RECIPE_FIELDS', 'RENAMED', 'Experiment', 'SUITES_DIR', 'FIELDS', 'ExperimentFields',
+           'field_specs', 'experiment_help', 'is_list_dataset', 'check_experiment', 'train_grid', 'at_point',
+           'data_spec', 'train_config', 'suite_names', 'load_suite']
 
 # %% ../nbs/08d_experiments.ipynb #0fddca12
 @dataclass
@@ -134,8 +134,6 @@ def _check_data(e:Experiment, bad):
     if e.select not in ('first', 'random'): bad('select', e.select, "is not valid; choose 'first' or 'random'")
 
 # %% ../nbs/08d_experiments.ipynb #a9d34b19
-MAX_EPOCHS, MAX_INT = 100_000, 2**31 - 1     # bounds that keep every estimate and tensor size finite
-
 def _check_recipe(e:Experiment, bad):
     "The training recipe's fields and the Many / Few thresholds."
     if e.arch is not None and e.arch not in ARCHS: bad('arch', e.arch, f'is unknown; choose one of {list(ARCHS)}')

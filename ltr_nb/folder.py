@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_folder.ipynb #647a0bf4
 from __future__ import annotations
-import hashlib, json, math, os, stat
+import hashlib, json, math, os, re, stat
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,13 +15,17 @@ try: import fcntl
 except ImportError: fcntl = None          # Windows: no OS lock (see `FolderLock`)
 
 # %% auto #0
-__all__ = ['FORMAT', 'VERSION', 'OWNED', 'write_json', 'seal', 'sealed', 'result_problems', 'read_manifest', 'write_manifest',
-           'clear_results', 'FolderLock']
+__all__ = ['FORMAT', 'VERSION', 'OWNED', 'is_plot', 'write_json', 'seal', 'sealed', 'result_problems', 'read_manifest',
+           'write_manifest', 'clear_results', 'check_inside', 'FolderLock']
 
 # %% ../nbs/08b_folder.ipynb #1337d39d
 FORMAT, VERSION = 'ltr_nb-results', 1
 OWNED = ('manifest.json', 'results.json', 'table.md', 'results', 'runs',
-         'sweeps.db')   # plus *.png and *.tmp at the top level
+         'sweeps.db')   # plus its plots (`is_plot`) and *.tmp at the top level
+
+def is_plot(name:str) -> bool:
+    "Whether `name` is one of the plots ltr_nb writes at the top of a results folder (a png of yours is not)."
+    return re.fullmatch(r'(per_class_acc|weight_norms)(_.+)?\.png|sweep_.+\.png', name) is not None
 
 def write_json(path,  # where
                obj,   # a JSON-able object (non-finite floats become null)
@@ -54,15 +58,18 @@ def result_problems(r:dict,               # a stored per-seed result
     "What is wrong with stored result `r` (empty if nothing): its seal, its numbers, its summaries of the per-class accuracies."
     if not isinstance(r, dict): return ['is not a result']
     out = ['does not match its seal (edited after it was written?)'] if 'seal' in r and r['seal'] != seal(r) else []
-    if r.get('status') != 'done': return out
-    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if r.get('status') == 'diverged':
+        ok = isinstance(r.get('error'), str) and r['error'].strip()
+        return out + ([] if ok else ["says diverged but names no error (ltr_nb writes what diverged)"])
+    if r.get('status') != 'done': return out + [f"has status {str(r.get('status'))[:40]!r} (ltr_nb writes done or diverged)"]
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
     for split in ('test', 'valid'):
         rep = r.get(split)
         pc = rep.get('per_class') if isinstance(rep, dict) else None
         if not (isinstance(pc, list) and len(pc) == len(cls_counts) and all(v is None or num(v) for v in pc)):
             out.append(f"has no per-class accuracies of its {len(cls_counts)} classes in {split!r}"); continue
         if any(not num(rep.get(k)) for k in ('all', 'mean_cls')):
-            out.append(f"has {split} accuracies that are not numbers ({ {k: rep.get(k) for k in ('all', 'mean_cls')} })"); continue
+            out.append(f"has {split} accuracies that are not numbers in [0, 1] ({ {k: rep.get(k) for k in ('all', 'mean_cls')} })"); continue
         acc = np.array([np.nan if v is None else v for v in pc], dtype=float)
         want = dict(group_accuracy(acc, cls_counts, groups), mean_cls=float(np.nanmean(acc)))
         bad = [k for k, w in want.items() if (rep.get(k) is None) != math.isnan(w) or
@@ -75,6 +82,9 @@ def read_manifest(out) -> dict|None:
     """The manifest of results folder `out` (None if it has none); a `StateError` if it is not ltr_nb's, damaged or of
     another format version."""
     f = Path(out)/'manifest.json'
+    if f.is_symlink():       # another folder's manifest would make this one look like ltr_nb's (to --fresh, say)
+        raise StateError(f"{str(f)!r} is a symbolic link (to {os.readlink(f)!r}); a results folder's manifest is its own "
+                         "file: replace the link with the file, or choose another --out")
     if not f.is_file(): return None
     m = read_json(f, 'manifest')
     if not isinstance(m, dict) or m.get('format') != FORMAT:
@@ -113,7 +123,7 @@ def clear_results(out) -> list[str]:
         raise StateError(f"out={str(out)!r} has no manifest.json: not a results folder ltr_nb wrote")
     gone = []
     for p in sorted(out.iterdir()):
-        if p.name in OWNED or (p.is_file() and p.suffix in ('.png', '.tmp')):
+        if p.name in OWNED or p.name == '.write-test' or ((p.is_file() or p.is_symlink()) and (is_plot(p.name) or p.suffix == '.tmp')):
             if p.is_dir() and not p.is_symlink(): _rmtree(p)
             else: p.unlink()
             gone.append(p.name)
@@ -126,6 +136,36 @@ def _rmtree(d:Path):
         if p.is_dir() and not p.is_symlink(): _rmtree(p)
         else: p.unlink()
     d.rmdir()
+
+# %% ../nbs/08b_folder.ipynb #c4e1d7a0
+_FILES, _DIRS = ('manifest.json', 'results.json', 'table.md', 'sweeps.db'), ('results', 'runs')
+_FILE_SUFFIXES = ('.json', '.pth', '.tmp', '.png', '.md', '.db')
+
+def check_inside(out) -> None:
+    """Refuse results folder `out` (a `StateError` naming the path) when what ltr_nb reads and writes in it would reach
+    outside it, or is not what ltr_nb wrote: a symbolic link among its own files (the top-level names of `OWNED`, its
+    plots, temporary files, anything under `runs/` and `results/`), a file where it keeps a folder or a folder where it
+    keeps a file. Your own files beside them are not looked at."""
+    out = Path(out)
+    if not out.is_dir(): return
+    def bad(p, why):
+        raise StateError(f"{str(p)!r} {why}; a results folder keeps what ltr_nb reads and writes inside it, as ltr_nb "
+                         "wrote it: remove it (what it held is computed again) or pass --fresh")
+    link = lambda p: f"is a symbolic link (to {os.readlink(p)!r}{'' if p.exists() else ', which does not exist'})"
+    for p in sorted(out.iterdir()):
+        n = p.name
+        if not (n in OWNED or n.endswith('.tmp') or is_plot(n) or n == '.write-test'): continue
+        if p.is_symlink(): bad(p, link(p))
+        if n in _DIRS and not p.is_dir(): bad(p, 'is a file where ltr_nb keeps a folder')
+        if n not in _DIRS and p.is_dir(): bad(p, 'is a folder where ltr_nb keeps a file')
+        if n not in _DIRS: continue
+        for d, dirs, files in os.walk(p):          # (os.walk lists a linked folder without entering it)
+            for m in sorted(dirs + files):
+                q = Path(d)/m
+                if q.is_symlink(): bad(q, link(q))
+                if q.is_dir() and q.suffix in _FILE_SUFFIXES: bad(q, 'is a folder where ltr_nb keeps a file')
+                if q.name == 'models' and not q.is_dir(): bad(q, 'is a file where ltr_nb keeps a folder')
+
 
 # %% ../nbs/08b_folder.ipynb #26e1d82b
 class FolderLock:
@@ -169,9 +209,14 @@ def _open_plain(path:Path):
         if not (path.exists() and not path.is_file()):
             raise ValueError(f"{str(path)!r}: the folder's lock cannot be opened ({e.strerror}); is --out writable?") from None
         fd = None
-    m = path.stat().st_mode if fd is None else os.fstat(fd).st_mode
+    st = path.stat() if fd is None else os.fstat(fd)
+    m = st.st_mode
     if not stat.S_ISREG(m):
         if fd is not None: os.close(fd)
         raise ValueError(f"{str(path)!r} is {_kind(m)}; ltr_nb's lock must be a plain file: remove it")
+    if st.st_nlink > 1:     # a hard link: the same file is also elsewhere, and taking the lock would overwrite it
+        os.close(fd)
+        raise ValueError(f"{str(path)!r} has {st.st_nlink} hard links (it is also a file elsewhere, which taking the lock "
+                         "would overwrite); ltr_nb's lock must be its own plain file: remove it")
     os.set_blocking(fd, True)
     return os.fdopen(fd, 'r+')

@@ -25,11 +25,11 @@ from .wb import wb_stage2, WBConfig, cb_weights
 from .tuning import grid_search, check_grid
 
 # %% auto #0
-__all__ = ['TRAINERS', 'METHODS', 'type_ok', 'check_types', 'Options', 'JointOptions', 'HeadOptions', 'LAOptions', 'WBOptions',
-           'OneStageOptions', 'OneStageLAOptions', 'RowContext', 'Method', 'register_trainer', 'joint_learner',
-           'register_method', 'wb_post', 'WBCrtOptions', 'LALossOptions', 'la_loss_learner', 'FocalLoss',
-           'FocalOptions', 'focal_learner', 'NormedLinear', 'ldam_margins', 'LDAMLoss', 'DRW', 'LDAMOptions',
-           'ldam_learner', 'fit_method', 'weight_balancing', 'train_onestage']
+__all__ = ['MAX_EPOCHS', 'MAX_INT', 'TRAINERS', 'METHODS', 'type_ok', 'check_types', 'Options', 'JointOptions', 'HeadOptions',
+           'LAOptions', 'WBOptions', 'OneStageOptions', 'OneStageLAOptions', 'RowContext', 'Method', 'register_trainer',
+           'joint_learner', 'register_method', 'wb_post', 'WBCrtOptions', 'LALossOptions', 'la_loss_learner',
+           'FocalLoss', 'FocalOptions', 'focal_learner', 'NormedLinear', 'ldam_margins', 'LDAMLoss', 'DRW',
+           'LDAMOptions', 'ldam_learner', 'fit_method', 'weight_balancing', 'train_onestage']
 
 # %% ../nbs/08c_methods.ipynb #27bd4ee3
 _TYPES = {'str': (str,), 'int': (int,), 'float': (int, float), 'bool': (bool,), 'list': (list,), 'dict': (dict,),
@@ -61,6 +61,8 @@ def _number(name, v, lo=0., integer=False):
     if not ok: raise ValueError(f"{name}={v!r} must be a finite {'integer' if integer else 'number'} >= {lo:g}")
 
 # %% ../nbs/08c_methods.ipynb #2672866e
+MAX_EPOCHS, MAX_INT = 100_000, 2**31 - 1     # bounds that keep every estimate and tensor size finite
+
 @dataclass
 class Options:
     "Base of a method's options: `check()` raises a `ValueError` naming the option, the value and what is valid."
@@ -76,6 +78,11 @@ class Options:
                 raise ValueError(f"options.{f.name}={v!r} has the wrong type; it needs {f.type.replace(' ', '')}")
         for k, lo in self.numbers.items():
             if k not in grids: _number(f"options.{k}", getattr(self, k), lo)
+        for f in fields(self):               # every count bounded: 10**22 head epochs would run for ever
+            v, top = getattr(self, f.name), MAX_EPOCHS if 'epoch' in f.name else MAX_INT
+            for x in (v if f.name in grids else [v]):
+                if type_ok(x, 'int') and not isinstance(x, bool) and abs(x) > top:
+                    raise ValueError(f"options.{f.name}={x!r} is too large; it must be at most {top}")
         return self
 
 # %% ../nbs/08c_methods.ipynb #bfcbd387

@@ -16,6 +16,7 @@ from .runs import fmt_point
 from .methods import METHODS
 from .experiments import Experiment, data_spec, SUITES_DIR
 from .core import read_json
+from .folder import is_plot
 
 # %% auto #0
 __all__ = ['GROUP_NAMES', 'summarize', 'summary_table', 'row_claim', 'judge_claims', 'fmt_claim', 'claims_table', 'suite_claims',
@@ -232,7 +233,8 @@ def write_plots(out:Path,  # the results folder
                ):
     """Per dataset: test accuracy per class (mean over seeds) and classifier weight norms (first seed) of every
     finished experiment."""
-    for p in out.glob('*.png'): p.unlink()    # never leave an earlier run's plots beside the new table
+    for p in out.glob('*.png'):                # never leave an earlier run's plots beside the new table
+        if is_plot(p.name) and not p.is_dir(): p.unlink()    # (a png of yours stays)
     by = {}
     for e in exps: by.setdefault(json.dumps(data_spec(e), sort_keys=True), []).append(e)
     for i, es in enumerate(by.values()):

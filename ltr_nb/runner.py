@@ -4,27 +4,29 @@
 
 # %% ../nbs/09_runner.ipynb #81327aad
 from __future__ import annotations
-import contextlib, json, os, sys, time, zipfile
-from dataclasses import asdict, replace
+import argparse, contextlib, json, os, sys, time, zipfile
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 import torch
-from .core import env_info, is_main, name_list, rank_world, read_json, write_atomic
-from .folder import write_json, sealed, result_problems, read_manifest, write_manifest, clear_results, FolderLock
+from .core import env_info, is_main, name_list, rank_world, read_json, write_atomic, StateError
+from .folder import (write_json, sealed, result_problems, read_manifest, write_manifest, clear_results, FolderLock,
+                           check_inside)
 from .distributed import (
     launched, init_distributed, local_device, check_same, broadcast, one_process)
-from .data import lt_dataset, LTData
-from .listfile import ListData, list_dataset
-from .models import get_classifier
+from .data import lt_dataset, LTData, DATASETS
+from .listfile import ListData, list_dataset, LIST_RECIPES
+from .models import get_classifier, ARCHS
 from .train import evaluate
 from .methods import METHODS, Method, RowContext, register_method
-from .experiments import Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS, train_grid
+from .experiments import (Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS,
+                                train_grid, suite_names, experiment_help)
 from .tuning import open_storage
 from .runs import (spec_key, data_digest, comparable, finite_report, result_key, train_spec, train_run, sweep_runs, plan,
                          print_plan)
 from .report import summarize, summary_table, write_plots, data_name
 
 # %% auto #0
-__all__ = ['run_experiment', 'check_device', 'check_out', 'run_suite']
+__all__ = ['EXIT_CODES', 'run_experiment', 'check_device', 'check_out', 'run_suite', 'command_parser', 'suite_kwargs']
 
 # %% ../nbs/09_runner.ipynb #d24c02f1
 def _splits(data, exp, seed, dev):
@@ -130,6 +132,15 @@ def _filled(e:dict) -> dict:
     m = METHODS.get(e.get('method'))
     return {**e, 'options': {**m.defaults, **(e.get('options') or {})}} if m else e
 
+# %% ../nbs/09_runner.ipynb #5e7a2c90
+def _manifest_entry(x:dict, out:Path) -> dict:
+    "Manifest entry `x` with its method's options filled in; a `StateError` naming it if it is not an experiment."
+    try: check_experiment(Experiment(**_filled(x)))
+    except (TypeError, ValueError) as err:
+        raise StateError(f"{str(Path(out)/'manifest.json')!r}: experiment {str(x.get('name'))[:80]!r} is not one ltr_nb "
+                         f"wrote ({str(err).splitlines()[0][:200]}); pass --fresh or choose another --out") from None
+    return _filled(x)
+
 # %% ../nbs/09_runner.ipynb #7d8d4a7c
 def check_out(out:Path,               # the output folder
               exps:list[Experiment],  # the experiments the job will write
@@ -139,6 +150,10 @@ def check_out(out:Path,               # the output folder
     """Refuse an output folder that cannot hold this job's results (a file, unwritable, foreign or different results);
     'new', 'resume' or 'fresh'."""
     out = Path(out)
+    try: out.exists()
+    except OSError as err:              # a name too long for the file system, ...
+        raise ValueError(f"out={str(out)[:120]!r}{'...' if len(str(out)) > 120 else ''} cannot be used as a folder "
+                         f"({err.strerror}); give a shorter path") from None
     if out.exists() and not out.is_dir():
         raise ValueError(f"out={str(out)!r} is a file; give a folder (new, or one this command wrote)")
     if out.is_dir() and any(p.name != '.ltr_nb.lock' for p in out.iterdir()):
@@ -147,9 +162,10 @@ def check_out(out:Path,               # the output folder
             raise ValueError(f"out={str(out)!r} is a non-empty folder that ltr_nb did not write; choose a new or "
                              "empty folder (--fresh deletes only folders ltr_nb wrote)")
         if not fresh:
-            old = {x['name']: x for x in man['experiments']}
+            check_inside(out)
+            old = {x['name']: _manifest_entry(x, out) for x in man['experiments']}
             diff = [e.name for e in exps if e.name in old and (out/'results'/e.name).is_dir()      # a row with no result yet is free to change
-                    and comparable(_filled(old[e.name])) != comparable(asdict(e))]
+                    and comparable(old[e.name]) != comparable(asdict(e))]
             if diff:
                 raise ValueError(f"out={str(out)!r} holds results of experiments {diff} with another configuration; "
                                  "pass --fresh to delete them, or choose another --out")
@@ -157,16 +173,19 @@ def check_out(out:Path,               # the output folder
         else: how = 'fresh'
     else: how = 'new'
     p = out
-    while not p.exists(): p = p.parent
+    while not p.exists() and p != p.parent: p = p.parent
+    if p != out and not p.is_dir():
+        raise ValueError(f"out={str(out)!r} cannot be made: {str(p)!r} is a file, not a folder")
     if create and not os.access(p, os.W_OK | os.X_OK):      # (a dry run writes nothing: a read-only folder is fine)
         raise ValueError(f"out={str(out)!r} cannot be written (no write permission on {str(p)!r})")
     if create:       # (`--fresh` clears the folder later, under the job's lock: `clear_results`)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            probe = out/'.write-test'
-            probe.write_text('ok')
+            probe = out/'.write-test'                          # (never written through a link or a hard link)
+            if probe.is_symlink() or probe.exists(): probe.unlink()
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
             probe.unlink()
-        except OSError as err: raise ValueError(f"out={str(out)!r} cannot be written ({err})") from None
+        except OSError as err: raise ValueError(f"out={str(out)[:300]!r} cannot be written ({err.strerror})") from None
     return how
 
 # %% ../nbs/09_runner.ipynb #9fa09311
@@ -226,6 +245,11 @@ def _start_processes(backend:str|None, dev:str) -> str:
     init_distributed(backend, dev)
     return local_device(dev)
 
+# %% ../nbs/09_runner.ipynb #0a7c51d2
+def _as_data(args:dict) -> dict:
+    "`run_suite`'s arguments as JSON data (paths as text): what `results.json` records for `--verify` to call it again."
+    return json.loads(json.dumps(args, default=str))
+
 # %% ../nbs/09_runner.ipynb #ed7a95ff
 def run_suite(suite='digits-lt',      # a shipped suite's name, a JSON file or a dict
               only=None,              # names of the experiments to run (default: all)
@@ -244,6 +268,8 @@ def run_suite(suite='digits-lt',      # a shipped suite's name, a JSON file or a
              ) -> dict:
     """Run (or resume) a suite: every check first, then training, then the table; returns `dict(summary, table, out,
     diverged)`. Data-parallel under torchrun / accelerate launch."""
+    args = _as_data(dict(suite=suite, only=only, overrides=overrides, options=options, device=device, data_root=data_root,
+                         download=download, backend=backend, storage=storage))   # for the record, and `--verify`
     s = load_suite(suite)
     exps = _apply(s['experiments'], only, overrides, options)
     _check_sweeps(exps, storage)
@@ -263,7 +289,7 @@ def run_suite(suite='digits-lt',      # a shipped suite's name, a JSON file or a
     lock = FolderLock(out)
     _on_main(_claim, lock, out, exps, fresh,
              s)          # the lock, then --fresh and the manifest; an error reaches every process
-    try: return _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storage)
+    try: return _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storage, args)
     finally: lock.__exit__()
 
 # %% ../nbs/09_runner.ipynb #333807da
@@ -279,7 +305,7 @@ def _claim(lock, out, exps, fresh, s):
         raise
 
 # %% ../nbs/09_runner.ipynb #c22c8a94
-def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storage=None) -> dict:
+def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storage=None, args=None) -> dict:
     """Train and post-process every row of `exps` into `out` (its lock held), then write the table, the record and the
     plots."""
     world, main = rank_world()[1], is_main()
@@ -302,7 +328,7 @@ def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storag
     where = f"computed on {fp['cpu_model'] if dev == 'cpu' else env['device']} ({fp['cpu_capability']}, {env['torch_threads']} threads), torch {env['torch']}"
     head = (f"suite {s['name']}: test top-1 (%) of the last epoch, mean ± std over seeds; " + '; '.join(groups) + f"; {where}\n\n")
     bad = {n: v['errors'] for n, v in summ.items() if v['status'] != 'done'}
-    write_json(out/'results.json', dict(suite=s['name'], command=command,
+    write_json(out/'results.json', dict(suite=s['name'], command=command, args=args,
                                         seconds_this_process=round(time.time() - t0, 1),
                                         env=env, summary=summ, runs=results,
                                         data={n: d.info for n, d in datas.items()}))
@@ -312,8 +338,93 @@ def _run_job(s, exps, runs, datas, out, dev, total, done, command, plots, storag
     print(msg + f"\n\nwrote {out}/results.json, table.md and plots ({time.time() - t0:.0f} s)")
     return dict(summary=summ, table=table, out=out, diverged=list(bad))
 
-# %% ../nbs/09_runner.ipynb #51a178ad
-#| eval: false
-if __name__ == '__main__':      # `python -m ltr_nb.runner`, as `torchrun -m ltr_nb.runner` starts it
-    from ltr_nb.cli import entry
-    entry()
+# %% ../nbs/09_runner.ipynb #0c986e7c
+EXIT_CODES = {0: 'done (every row finished; with --verify: every row repeats)',
+              1: "an unexpected error, a bug: Python's traceback follows (please report it)",
+              2: 'refused: a bad argument, or a file or folder ltr_nb cannot use (named); nothing was trained',
+              3: 'a run diverged: the table marks it, the other rows are done',
+              4: '--verify: a row does not repeat (see the verdicts)',
+              130: 'stopped by Ctrl-C (SIGINT): what is finished is kept, the same command resumes',
+              143: 'stopped by SIGTERM: as Ctrl-C'}
+
+# %% ../nbs/09_runner.ipynb #3118047c
+_CLI_FIELDS = [f for f in fields(Experiment) if f.name not in ('name', 'method', 'label', 'seeds', 'options', 'paper')]
+_CHOICES = dict(dataset=f"DATASETS: {', '.join(DATASETS)}; LIST_RECIPES: {', '.join(LIST_RECIPES)} (in "
+                        "DATA_ROOT/<name>)",
+                arch=f"{', '.join(ARCHS)}")
+
+def _help(name:str, doc:dict) -> str: return doc[name] + (f" — {_CHOICES[name]}" if name in _CHOICES else '')
+
+# %% ../nbs/09_runner.ipynb #47a912c1
+def command_parser() -> argparse.ArgumentParser:
+    "The `ltr_nb` command's arguments (shared with `ltr_nb --verify`, which re-runs a folder's own command)."
+    p = argparse.ArgumentParser(prog='ltr_nb', description="Run a suite of long-tailed recognition experiments (or "
+                                                           "some of them) and print the "
+                                "Many / Medium / Few / All table; re-running the same command resumes where it stopped.",
+                                epilog=f"shipped suites: {', '.join(suite_names())}; methods: {', '.join(METHODS)}. "
+                                       "Field options override every selected experiment. Exit status: "
+                                       + '; '.join(f'{k} {v}' for k, v in EXIT_CODES.items()) + '.')
+    p.add_argument('suite', nargs='?', default='digits-lt', help='a shipped suite name or a .json file (default: '
+                                                                 'digits-lt)')
+    p.add_argument('--only', default=None, help='comma-separated experiment names of the suite to run (default: all)')
+    p.add_argument('--seeds', default=None, help='comma-separated seeds for every experiment (default: the suite\'s)')
+    p.add_argument('--set', action='append', default=[], metavar='OPTION=VALUE', help='a method option, e.g. '
+                                                                                      'head_epochs=5 (repeatable)')
+    p.add_argument('--out', default=None, help='results folder (default: runs/<suite>)')
+    p.add_argument('--fresh', action='store_true', help='delete the results folder ltr_nb wrote there before, and '
+                                                        'start again')
+    p.add_argument('--dry_run', action='store_true', help='list what would run and roughly how long it takes; train '
+                                                          'nothing')
+    p.add_argument('--list', action='store_true', help='list the shipped suites and the methods, and exit')
+    p.add_argument('--verify', default=None, metavar='FOLDER', help='re-run the command recorded in results folder '
+                                                                    'FOLDER into a temporary folder and compare row by row (exit 4 if a row differs); --only, --device and --data_root narrow it')
+    p.add_argument('--committed_weights', action='store_true', help='with --verify: start from the trained weights in '
+                                                                    'the folder and re-compute only heads, adjustments and evaluation')
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or mps (default: cuda if available)')
+    p.add_argument('--storage', default=None, metavar='URL', help='Optuna storage of the sweeps of training runs '
+                                                                  '(default: sqlite:///<out>/sweeps.db); several processes, each with its own --out, share a sweep through one URL')
+    p.add_argument('--backend', default=None, help='process-group backend under torchrun / accelerate launch '
+                                                   '(default: nccl on GPUs, gloo on CPUs)')
+    p.add_argument('--data_root', default=None, help='data root (default: $LTR_NB_DATA)')
+    p.add_argument('--download', action='store_true', help='download through torchvision if missing (online only)')
+    g = p.add_argument_group('experiment fields (override the suite)')
+    doc = experiment_help()          # the fields' docments, read once
+    for f in _CLI_FIELDS:
+        t = {'bool': None, 'int': int, 'float': float, 'str': str}[str(f.type).split('|')[0].strip()]
+        if t is None:
+            g.add_argument(f'--{f.name}', action=argparse.BooleanOptionalAction, default=None, help=_help(f.name, doc))
+        else: g.add_argument(f'--{f.name}', type=_typed(f.name, t), default=None, help=_help(f.name, doc))
+    return p
+
+# %% ../nbs/09_runner.ipynb #b65b1100
+def _typed(name, t):
+    def conv(v):
+        try: return t(v)
+        except ValueError: raise argparse.ArgumentTypeError(f"{name}={v!r} is not a valid {t.__name__}") from None
+    conv.__name__ = t.__name__
+    return conv
+
+# %% ../nbs/09_runner.ipynb #92bc2d3f
+def _value(k:str, v:str):
+    "An option's value as JSON (a number, a list...), else the text itself; nesting too deep to read is refused."
+    try: return json.loads(v)
+    except json.JSONDecodeError: return v
+    except RecursionError: raise ValueError(f"set={k}=... is nested too deeply to be an option's value") from None
+
+
+# %% ../nbs/09_runner.ipynb #fbe1c6f4
+def suite_kwargs(a) -> dict:
+    "`run_suite` keyword arguments from the parsed command line."
+    over = {f.name: getattr(a, f.name) for f in _CLI_FIELDS}
+    if a.seeds is not None:
+        try: over['seeds'] = [int(x) for x in a.seeds.split(',') if x.strip()]
+        except ValueError: raise ValueError(f"seeds={a.seeds!r} must be comma-separated integers, e.g. 0,1,2") from None
+        if not over['seeds']: raise ValueError(f"seeds={a.seeds!r} names no seed; e.g. --seeds 0")
+    opts = {}
+    for kv in a.set:
+        if '=' not in kv: raise ValueError(f"set={kv!r} must be OPTION=VALUE, e.g. head_epochs=5")
+        k, v = kv.split('=', 1)
+        opts[k.strip()] = _value(k.strip(), v)
+    return dict(suite=a.suite, only=name_list('only', a.only), overrides=over, options=opts, out=a.out, fresh=a.fresh,
+                dry_run=a.dry_run, device=a.device, data_root=a.data_root, download=a.download, backend=a.backend,
+                storage=a.storage)

@@ -359,12 +359,14 @@ def measured_sec_per_epoch(root,  # a results folder
     times = {}
     for f in sorted(Path(root).glob('runs/*/record.json')):
         rec = read_json(f, 'run record', keys=('status', 'config'))
-        env, spec_f = rec.get('env') or {}, f.parent/'spec.json'
-        if (rec['status'] != 'done' or not rec.get('epoch_seconds') or not spec_f.is_file()
+        env, spec_f, secs = rec.get('env') or {}, f.parent/'spec.json', rec.get('epoch_seconds')
+        secs = [s for s in secs if isinstance(s, (int, float)) and math.isfinite(s) and 0 < s < 1e7] if isinstance(secs, list) else []
+        if not isinstance(env, dict): env = {}                          # (an edited record: not timed here)
+        if (rec['status'] != 'done' or not secs or not spec_f.is_file()
             or str(env.get('device', '')).split(':')[0] != str(dev).split(':')[0]
             or env.get('processes', 1) != rank_world()[1]): continue
         k = speed_key(read_json(spec_f, 'run spec', keys=('data', 'trainer', 'config')))
-        times.setdefault(k, []).extend(rec['epoch_seconds'])
+        times.setdefault(k, []).extend(secs)
     return {k: float(np.median(v)) for k, v in times.items()}
 
 # %% ../nbs/08e_runs.ipynb #9a57f77f

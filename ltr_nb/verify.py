@@ -4,17 +4,21 @@
 
 # %% ../nbs/09a_verify.ipynb #627e68ad
 from __future__ import annotations
-import errno, json, math, os, re, shlex, shutil, tempfile
+import contextlib, errno, io, json, math, os, re, shlex, shutil, tempfile
+from dataclasses import asdict
 from pathlib import Path
 import numpy as np
 from .core import env_info, name_list, read_json, StateError, DiskFull
-from .folder import read_manifest, result_problems, _jsonable
+from .folder import read_manifest, result_problems, _jsonable, check_inside
 from .data import Groups
 from .metrics import seed_test, judge, ALPHA
+from .experiments import load_suite
+from .runs import comparable
+from .runner import run_suite, command_parser, suite_kwargs, _apply, _filled
 
 # %% auto #0
-__all__ = ['GROUPS', 'path_of', 'folder_paths', 'compare_group', 'compare_runs', 'stored_problems', 'verify_folder',
-           'verify_report']
+__all__ = ['GROUPS', 'path_of', 'folder_paths', 'compare_group', 'compare_runs', 'check_record', 'stored_problems',
+           'verify_folder', 'verify_report']
 
 # %% ../nbs/09a_verify.ipynb #a43f318f
 def path_of(env:dict) -> dict:
@@ -29,6 +33,7 @@ def folder_paths(folder) -> list[dict]:
     folder = Path(folder)
     envs = [read_json(folder/'results.json', 'results record', keys=('env',))['env']]
     envs += [read_json(f, 'run record').get('env', {}) for f in sorted(folder.glob('runs/*/record.json'))]
+    envs = [e if isinstance(e, dict) else {} for e in envs]            # (an edited record: an unknown path)
     out = []
     for p in map(path_of, envs):
         if p not in out: out.append(p)
@@ -85,12 +90,19 @@ def compare_runs(old:dict,           # the committed `runs`
 
 # %% ../nbs/09a_verify.ipynb #f042fd2e
 def _rerun_kwargs(folder:Path, rec:dict, only) -> dict:
-    "`run_suite`'s arguments as the recorded command gave them, with `only` checked against the folder's rows."
-    from ltr_nb.cli import command_parser, suite_kwargs   # (the runner's command line, read as the recorded command says)
-    argv = shlex.split(rec['command'] or '')[1:]
-    if not argv and rec['command'] != 'ltr_nb':
-        raise StateError(f"{str(folder/'results.json')!r} records no command to re-run")
-    kw = suite_kwargs(command_parser().parse_args(argv))
+    """`run_suite`'s arguments as `results.json` records them (`args`; a folder written before, through its recorded
+    command), with `only` checked against the folder's rows."""
+    f = folder/'results.json'
+    if isinstance(rec.get('args'), dict): kw = dict(rec['args'])
+    else:
+        argv = shlex.split(rec['command'] or '')[1:]
+        if not argv and rec['command'] != 'ltr_nb': raise StateError(f"{str(f)!r} records no command to re-run")
+        with contextlib.redirect_stdout(io.StringIO()) as said, contextlib.redirect_stderr(said):
+            try: kw = suite_kwargs(command_parser().parse_args(argv))
+            except SystemExit: kw = None       # --help, or arguments the parser refuses
+        if kw is None:
+            raise StateError(f"{str(f)!r} records the command {rec['command'][:200]!r}, which does not run a suite "
+                             f"({(said.getvalue().strip().splitlines() or [''])[-1][:200]})")
     kw.pop('storage', None)   # the re-run sweeps into its own folder: a recorded storage would hand it the trials under test
     if isinstance(kw['suite'], str) and kw['suite'].endswith('.json'):
         # a suite file is named as the command gave it (relative to where it ran), and may have moved or changed since:
@@ -98,6 +110,7 @@ def _rerun_kwargs(folder:Path, rec:dict, only) -> dict:
         man = read_manifest(folder)
         kw['suite'] = dict(name=rec.get('suite', man['suite']), about=man.get('about', ''),
                            experiments=[e for e in man['experiments'] if e.get('name') in rec['runs']])
+    _same_rows(folder, kw)
     only = name_list('only', only)
     if only is not None:
         missing = [n for n in only if n not in rec['runs']]
@@ -106,6 +119,37 @@ def _rerun_kwargs(folder:Path, rec:dict, only) -> dict:
                              f"{list(rec['runs'])}")
         kw['only'] = only
     return kw
+
+def _same_rows(folder:Path, kw:dict):
+    """Refuse a re-run whose rows are not the ones the folder's manifest records (a command or arguments edited in
+    `results.json`): `--verify` re-runs what produced the folder, or nothing."""
+    try: exps = _apply(load_suite(kw['suite'])['experiments'], kw.get('only'), kw.get('overrides'), kw.get('options'))
+    except (TypeError, ValueError, KeyError) as err:
+        raise StateError(f"{str(folder/'results.json')!r}: its recorded arguments do not name a suite's rows "
+                         f"({str(err).splitlines()[0][:200]})") from None
+    man = {x.get('name'): x for x in read_manifest(folder)['experiments']}
+    diff = [e.name for e in exps if e.name not in man or comparable(_filled(man[e.name])) != comparable(asdict(e))]
+    if diff:
+        raise StateError(f"{str(folder/'results.json')!r}: its recorded command re-runs experiments {diff[:10]} otherwise "
+                         "than manifest.json records them (one of the two edited?); verify a folder as ltr_nb wrote it")
+
+def check_record(folder:Path,  # a results folder
+                 rec:dict,     # its `results.json`
+                ):
+    "Refuse (a `StateError` naming the field) a results record whose fields are not of the kinds ltr_nb writes."
+    f = str(folder/'results.json')
+    if not (rec.get('command') is None or isinstance(rec['command'], str)):
+        raise StateError(f"{f!r}: command={str(rec['command'])[:80]!r} is not a command line")
+    if not (rec.get('args') is None or isinstance(rec['args'], dict)):
+        raise StateError(f"{f!r}: args={str(rec['args'])[:80]!r} are not run_suite's arguments")
+    runs = rec.get('runs')
+    if not isinstance(runs, dict) or not all(isinstance(v, list) for v in runs.values()):
+        raise StateError(f"{f!r}: 'runs' must map each experiment to its per-seed results")
+    for name, rs in runs.items():
+        for r in rs:
+            ok = (isinstance(r, dict) and isinstance(r.get('seed'), int) and not isinstance(r['seed'], bool)
+                  and r.get('status') in ('done', 'diverged'))
+            if not ok: raise StateError(f"{f!r}: a result of {str(name)[:80]!r} has no integer seed and status done or diverged")
 
 def _copy_runs(src:Path, dst:Path):
     "Copy results folder `src`'s `runs/` to `dst` without checkpoints; a symbolic link anywhere in it is refused."
@@ -162,12 +206,13 @@ def verify_folder(folder,                # a results folder written by `ltr_nb`
     """Re-run the command that produced results folder `folder` into a temporary folder (or `keep`) and compare row by
     row; `dict(rows, same_path, ok)`. `weights`: start from the folder's trained weights (only heads, adjustments
     and evaluation are re-computed)."""
-    from ltr_nb.runner import run_suite
     folder = Path(folder)
     if not folder.is_dir() or read_manifest(folder) is None:
         raise ValueError(f"verify={str(folder)!r} is not a results folder ltr_nb wrote (no manifest.json with its "
                          "format)")
+    check_inside(folder)
     rec = read_json(folder/'results.json', 'results record', keys=('command', 'runs', 'env'))
+    check_record(folder, rec)
     kw = _rerun_kwargs(folder, rec, only)
     kw.update({k: v for k, v in dict(device=device, data_root=data_root).items() if v is not None})
     paths = folder_paths(folder)

@@ -45,7 +45,7 @@ if [ -n "$WHEELS" ]; then
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PATH="$SITE/bin:$PATH"
 else skip install 'no wheel folder given: using what is installed'; fi
 export LTR_NB_DATA=$(cd "$DATA" 2>/dev/null && pwd || echo "$DATA")
-LTR="$PY -m ltr_nb.runner"
+LTR="$PY -m ltr_nb.cli"
 
 # 2. versions and the device
 step versions 60 "$PY - <<'PYEOF'

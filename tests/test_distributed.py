@@ -122,9 +122,9 @@ def _reported(err, prog, msg):
 
 
 def test_bad_launch_of_the_command(tmp_path):
-    "`torchrun -m ltr_nb.runner` with a backend this build lacks: both processes say so and exit 2; no output folder."
+    "`torchrun -m ltr_nb.cli` with a backend this build lacks: both processes say so and exit 2; no output folder."
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    r = subprocess.run([TORCHRUN, '--nproc_per_node', '2', '--master_port', str(_port()), '-m', 'ltr_nb.runner', 'digits-lt', '--only', 'joint-ib',
+    r = subprocess.run([TORCHRUN, '--nproc_per_node', '2', '--master_port', str(_port()), '-m', 'ltr_nb.cli', 'digits-lt', '--only', 'joint-ib',
                         '--device', 'cpu', '--backend', 'nosuch', '--out', str(tmp_path / 'o')], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode != 0
     _reported(r.stderr, 'ltr_nb', "backend='nosuch' is not available in this torch build")
@@ -132,13 +132,13 @@ def test_bad_launch_of_the_command(tmp_path):
 
 
 def test_main_job_under_torchrun_same_table(tmp_path):
-    "The ltr_nb command under `torchrun -m ltr_nb.runner` (2 processes) writes the same table as one process; only rank 0 writes."
+    "The ltr_nb command under `torchrun -m ltr_nb.cli` (2 processes) writes the same table as one process; only rank 0 writes."
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     args = ['digits-lt', '--only', 'joint-ib,crt,wb', '--seeds', '0', '--epochs', '3', '--device', 'cpu']
-    two = subprocess.run([TORCHRUN, '--nproc_per_node', '2', '--master_port', str(_port()), '-m', 'ltr_nb.runner', *args, '--out', str(tmp_path / 'two')],
+    two = subprocess.run([TORCHRUN, '--nproc_per_node', '2', '--master_port', str(_port()), '-m', 'ltr_nb.cli', *args, '--out', str(tmp_path / 'two')],
                          capture_output=True, text=True, timeout=300, env=env)
     assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-3000:]
-    one = subprocess.run([sys.executable, '-m', 'ltr_nb.runner', *args, '--out', str(tmp_path / 'one')], capture_output=True, text=True, timeout=300, env=env)
+    one = subprocess.run([sys.executable, '-m', 'ltr_nb.cli', *args, '--out', str(tmp_path / 'one')], capture_output=True, text=True, timeout=300, env=env)
     assert one.returncode == 0, one.stderr[-3000:]
     assert (tmp_path / 'two' / 'table.md').read_text() == (tmp_path / 'one' / 'table.md').read_text()
     assert two.stdout.count('wrote ') == 1                      # one process printed and wrote the results

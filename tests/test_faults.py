@@ -482,3 +482,96 @@ def test_read_only_folder(done_job, tmp_path, capfd):
         refused(cli([*JOB, '--out', str(out)], capfd), f"out={str(out)!r} cannot be written")
         assert cli([*JOB, '--out', str(out), '--dry_run'], capfd).returncode == 0
     finally: subprocess.run(['umount', str(ro)])
+
+
+# --- the probe of a hostile-but-fair user (issue 36, second round): links, kinds, edited records -------------------
+
+def _victim(tmp_path):
+    v = tmp_path / 'outside' / 'victim.json'; v.parent.mkdir(exist_ok=True); v.write_text('{"keep": "me"}'); return v
+
+
+@pytest.mark.parametrize('at', ['results.json.tmp', 'results/crt/s0.json.tmp', 'results/crt/s0.json', 'results/crt',
+                                '.write-test', 'sweeps.db', 'manifest.json', 'RUN/record.json', 'RUN/spec.json',
+                                'RUN/models/final.pth', 'RUN/models/final.pth.tmp', 'per_class_acc.png'])
+@pytest.mark.parametrize('dry', [False, True])
+def test_link_planted_in_the_folder(done_job, tmp_path, capfd, at, dry):
+    """A symbolic link anywhere among the folder's own files (temporary files, per-seed results, a row's folder, the write
+    probe, the sweeps database, the manifest, a run's files) is refused with the link named before anything is read or
+    written through it; what it points to is unchanged."""
+    out = _copy(done_job, tmp_path); d = _run_dir(out); v = _victim(tmp_path)
+    p = Path(str(out / at).replace(str(out / 'RUN'), str(d)))
+    if p.is_dir(): shutil.rmtree(p)
+    elif p.exists(): p.unlink()
+    (out / 'results' / 'crt' / 's0.json').unlink(missing_ok=True)            # (a result to write again)
+    p.symlink_to(v.parent if at == 'results/crt' else v)
+    refused(cli([*JOB, '--out', str(out), *(['--dry_run'] if dry else [])], capfd), f"{str(p)!r} is a symbolic link")
+    assert v.read_text() == '{"keep": "me"}' and sorted(os.listdir(v.parent)) == ['victim.json']
+
+
+def test_hard_linked_lock_refused(done_job, tmp_path, capfd):
+    "A lock file that is a hard link of a file elsewhere is refused; that file keeps its content."
+    out = _copy(done_job, tmp_path); v = _victim(tmp_path)
+    (out / '.ltr_nb.lock').unlink(missing_ok=True); os.link(v, out / '.ltr_nb.lock')
+    refused(cli([*JOB, '--out', str(out)], capfd), 'hard links')
+    assert v.read_text() == '{"keep": "me"}'
+
+
+@pytest.mark.parametrize('at,kind', [('results.json', 'dir'), ('results', 'file'), ('results/crt/s0.json', 'dir'),
+                                     ('table.md', 'dir'), ('RUN/models', 'file')])
+def test_wrong_kind_refused_before_training(done_job, tmp_path, capfd, at, kind):
+    "A folder where ltr_nb keeps a file (or a file where it keeps a folder) is named before anything runs, not after."
+    out = _copy(done_job, tmp_path); d = _run_dir(out)
+    p = Path(str(out / at).replace(str(out / 'RUN'), str(d)))
+    shutil.rmtree(p) if p.is_dir() else p.unlink()
+    p.mkdir() if kind == 'dir' else p.write_text('x')
+    refused(cli([*JOB, '--out', str(out)], capfd), str(p), 'where ltr_nb keeps a')
+
+
+def test_your_png_stays(done_job, tmp_path, capfd):
+    "A png of yours at the top of the folder (or a folder named like one) is neither deleted nor in the way."
+    out = _copy(done_job, tmp_path); (out / 'my_figure.png').write_text('mine'); (out / 'album.png').mkdir()
+    assert cli([*JOB, '--out', str(out)], capfd).returncode == 0
+    assert (out / 'my_figure.png').read_text() == 'mine' and (out / 'album.png').is_dir() and (out / 'per_class_acc.png').is_file()
+
+
+@pytest.mark.parametrize('edit,msg', [(dict(options=5), 'not one ltr_nb wrote'), (dict(method=['joint']), 'not one ltr_nb wrote'),
+                                      (dict(epochs='two'), 'not one ltr_nb wrote')])
+def test_edited_manifest_entry_refused(done_job, tmp_path, capfd, edit, msg):
+    out = _copy(done_job, tmp_path); f = out / 'manifest.json'; m = json.loads(f.read_text())
+    m['experiments'][0].update(edit); f.write_text(json.dumps(m))
+    refused(cli([*JOB, '--out', str(out)], capfd), 'manifest.json', msg)
+
+
+@pytest.mark.parametrize('edit', ['banana', 'diverged-without-error', 'negative', 'above-one'])
+def test_unsound_result_recomputed(done_job, tmp_path, capfd, edit):
+    "A per-seed result with a status ltr_nb never writes, a divergence with no error, or an accuracy outside [0, 1] (even resealed) is recomputed."
+    from ltr_nb.folder import sealed
+    out = _copy(done_job, tmp_path); f = out / 'results' / 'crt' / 's0.json'; good = json.loads(f.read_text())
+    r = dict(good)
+    if edit == 'banana': r['status'] = 'banana'
+    elif edit == 'diverged-without-error': r = dict(status='diverged', seed=0, key=good.get('key'))
+    else: r['test'] = dict(good['test'], all=-5.0 if edit == 'negative' else 1.5)
+    f.write_text(json.dumps(sealed({k: v for k, v in r.items() if k != 'seal'})))
+    res = cli([*JOB, '--out', str(out)], capfd)
+    assert res.returncode == 0 and 'computing it again' in res.stdout, (res.stdout[-2000:], res.stderr[-2000:])
+    assert json.loads(f.read_text())['test']['all'] == good['test']['all']
+
+
+def test_long_or_bad_out_refused(tmp_path, capfd):
+    refused(cli([*JOB, '--out', str(tmp_path / ('x' * 300))], capfd), 'File name too long')
+    (tmp_path / 'afile').write_text('x')
+    refused(cli([*JOB, '--out', str(tmp_path / 'afile' / 'sub')], capfd), 'is a file, not a folder')
+
+
+def test_huge_option_refused(tmp_path, capfd):
+    for dry in ([], ['--dry_run']):
+        refused(cli(['--only', 'crt', '--seeds', '0', '--epochs', '2', '--set', 'head_epochs=' + '9' * 23, '--device', 'cpu',
+                     '--out', str(tmp_path / 'o'), *dry], capfd), 'is too large; it must be at most 100000')
+    assert not (tmp_path / 'o').exists()
+
+
+def test_edited_record_env_is_not_a_crash(done_job, tmp_path, capfd):
+    "A run record whose env or timings were edited into other types: --dry_run estimates without them."
+    out = _copy(done_job, tmp_path); f = _run_dir(out) / 'record.json'; rec = json.loads(f.read_text())
+    rec.update(env='oops', epoch_seconds=['x', None]); f.write_text(json.dumps(rec))
+    assert cli([*JOB, '--out', str(out), '--dry_run'], capfd).returncode == 0

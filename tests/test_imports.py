@@ -50,9 +50,36 @@ def test_hooks_only_inside_the_context():
     assert (DistributedTrainer.__dict__['_wrap_dl'], DistributedDL.__dict__['_broadcast']) == orig
 
 
-def test_style_figures_stay_met():
-    "scripts/style_metrics.py --check (issue 20's house-style targets: cell size, long lines, `;`, docments, function length, runner.py) passes."
+def test_style_report_runs():
+    "scripts/style_metrics.py prints its report of the house-style figures (a report to read, not a gate: issue 34)."
     from pathlib import Path
     root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, str(root / 'scripts' / 'style_metrics.py'), '--check'], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, str(root / 'scripts' / 'style_metrics.py')], capture_output=True, text=True)
+    assert r.returncode == 0 and '| measure | now | target | met |' in r.stdout, r.stdout + r.stderr
+
+
+def _imports(tree, pkg='ltr_nb'):
+    "The ltr_nb modules a module's source imports, at its top or inside a function."
+    import ast
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ImportFrom) and n.module:
+            m = n.module if n.level == 0 else f'{pkg}.{n.module}'
+            if m.startswith(f'{pkg}.'): out.add(m.split('.')[1])
+        elif isinstance(n, ast.Import):
+            out |= {a.name.split('.')[1] for a in n.names if a.name.startswith(f'{pkg}.')}
+    return out
+
+
+def test_no_import_circle():
+    "No module of the package imports, even lazily inside a function, a module that imports it back (issue 34)."
+    import ast
+    from pathlib import Path
+    pkg = Path(__file__).resolve().parents[1] / 'ltr_nb'
+    graph = {f.stem: _imports(ast.parse(f.read_text())) - {f.stem} for f in pkg.glob('*.py') if not f.stem.startswith('_')}
+    def reach(a, seen):
+        for b in graph.get(a, ()):
+            if b not in seen: seen.add(b); reach(b, seen)
+        return seen
+    circles = sorted(f'{a} -> {b} -> ... -> {a}' for a in graph for b in graph[a] if a in reach(b, {b}))
+    assert not circles, circles

@@ -116,3 +116,29 @@ def test_custom_suite_verified_from_elsewhere(tmp_path):
     (here / 'mine.json').unlink()
     v = subprocess.run([LTR, '--verify', str(here / 'o')], cwd=there, capture_output=True, text=True, timeout=300)
     assert v.returncode == 0 and '1 of 1 rows repeat' in v.stdout, v.stdout[-3000:] + v.stderr[-3000:]
+
+
+@pytest.mark.parametrize('edit,msg', [
+    (lambda r: r.update(command='ltr_nb --help'), 'which does not run a suite'),
+    (lambda r: r.update(command='ltr_nb --bogus'), 'which does not run a suite'),
+    (lambda r: r.update(command=5), 'is not a command line'),
+    (lambda r: r.update(runs=[1, 2]), "'runs' must map"),
+    (lambda r: r['runs']['crt'][0].update(seed='/../../../outside/v'), 'no integer seed'),
+    (lambda r: r.update(command=r['command'].replace('--epochs 30', '--epochs 100000') if '--epochs 30' in r['command']
+                        else r['command'] + ' --epochs 100000'), 'otherwise than manifest.json records them')])
+def test_edited_results_record_refused(copy, tmp_path, edit, msg):
+    """--verify re-runs what produced the folder, or refuses, before training: a results.json whose command, runs or seeds
+    were edited is named (exit 2), never run (a --help that exits 0, a 55-hour re-run) nor a traceback."""
+    f = copy / 'results.json'; rec = json.loads(f.read_text()); edit(rec); f.write_text(json.dumps(rec))
+    before, tmp = _digest(copy), tmp_path / 'tmp'; tmp.mkdir()
+    r = subprocess.run([LTR, '--verify', str(copy)], capture_output=True, text=True, timeout=300, env={**os.environ, 'TMPDIR': str(tmp)})
+    assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, (r.returncode, r.stdout[-1500:], r.stderr[-3000:])
+    assert _digest(copy) == before and not list(tmp.glob('ltr_nb-verify-*'))
+
+
+def test_verify_refuses_a_link_in_the_folder(copy, tmp_path):
+    "A per-seed result or row folder linked from outside is named by --verify, which reads nothing through it."
+    far = tmp_path / 'far'; shutil.copytree(copy / 'results' / 'crt', far); shutil.rmtree(copy / 'results' / 'crt')
+    (copy / 'results' / 'crt').symlink_to(far)
+    r = subprocess.run([LTR, '--verify', str(copy), '--only', 'crt'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "results/crt' is a symbolic link" in r.stderr, r.stderr[-3000:]
