@@ -206,6 +206,8 @@ def load_suite(suite) -> dict:
     if isinstance(suite, dict): d, src = suite, 'the suite'
     else:
         p = Path(suite) if str(suite).endswith('.json') else SUITES_DIR/f'{suite}.json'
+        if p.exists() and not p.is_file():
+            raise ValueError(f"suite={str(suite)!r} is not a plain file (a folder, a device or a FIFO); give a .json file")
         if not p.is_file():
             raise ValueError(f"suite={str(suite)!r} is neither a shipped suite {suite_names()} nor a .json file that "
                              "exists")

@@ -149,6 +149,8 @@ def check_out(out:Path,               # the output folder
              ) -> str:
     """Refuse an output folder that cannot hold this job's results (a file, unwritable, foreign or different results);
     'new', 'resume' or 'fresh'."""
+    if not str(out).strip() or not str(out).isprintable():   # (a newline in a folder's name breaks every line it is in)
+        raise ValueError(f"out={str(out)!r} is not a folder name (it is empty, or holds a control character such as a newline); give a path")
     out = Path(out)
     try: out.exists()
     except OSError as err:              # a name too long for the file system, ...
@@ -275,7 +277,7 @@ def run_suite(suite='digits-lt',      # a shipped suite's name, a JSON file or a
     _check_sweeps(exps, storage)
     dev = _start_processes(backend, check_device(device))
     main = is_main()
-    out = Path(out or f"runs/{s['name']}")
+    out = Path(f"runs/{s['name']}" if out is None else out) if out != '' else ''   # ('' is refused by check_out)
     check_same(dict(suite=s['name'], experiments=[asdict(e) for e in exps], out=str(out), fresh=fresh,
                     dry_run=dry_run), 'the job')
     cache = {}

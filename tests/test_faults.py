@@ -575,3 +575,21 @@ def test_edited_record_env_is_not_a_crash(done_job, tmp_path, capfd):
     out = _copy(done_job, tmp_path); f = _run_dir(out) / 'record.json'; rec = json.loads(f.read_text())
     rec.update(env='oops', epoch_seconds=['x', None]); f.write_text(json.dumps(rec))
     assert cli([*JOB, '--out', str(out), '--dry_run'], capfd).returncode == 0
+
+
+@pytest.mark.parametrize('out', ['', 'nl\nname', 'tab\there'])
+def test_out_that_names_no_folder(tmp_path, capfd, out, monkeypatch):
+    "An empty --out (it used to write runs/<suite> silently) or one with a control character is refused; nothing is made."
+    monkeypatch.chdir(tmp_path)
+    refused(cli([*JOB, '--out', out], capfd), 'is not a folder name')
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'folder', 'device'])
+def test_suite_that_is_not_a_file(tmp_path, capfd, kind):
+    "A suite path that exists but is no plain file is named as such (a FIFO is never opened: no hang)."
+    p = tmp_path / 's.json'
+    if kind == 'fifo': os.mkfifo(p)
+    elif kind == 'folder': p.mkdir()
+    else: p.symlink_to('/dev/zero')
+    refused(cli([str(p), '--out', str(tmp_path / 'o')], capfd), 'is not a plain file')
