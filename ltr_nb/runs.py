@@ -175,6 +175,10 @@ def _finished(spec:dict, data:LTData, d:Path, dev, main:bool) -> tuple:
         raise StateError(f"run record {str(rec_f)!r} was trained on other data than the data given now (their sha256 "
                          "differs: another archive or data root, or edited list files); point --data_root at the data it "
                          f"was trained on, or delete {str(d)!r} to train it again")
+    if rec['status'] not in ('done', 'diverged') or (rec['status'] == 'diverged' and (d/'models'/'final.pth').is_file()):
+        raise StateError(f"run record {str(rec_f)!r} says {str(rec['status'])[:40]!r}, which its folder contradicts (ltr_nb "
+                         "writes done with final weights, or diverged without them): edited? delete "
+                         f"{str(d)!r} to train it again")
     if rec['status'] != 'done' or not main: return None, rec
     learn = build_learner(spec, data, d, dev)
     wf = d/'models'/'final.pth'

@@ -593,3 +593,11 @@ def test_suite_that_is_not_a_file(tmp_path, capfd, kind):
     elif kind == 'folder': p.mkdir()
     else: p.symlink_to('/dev/zero')
     refused(cli([str(p), '--out', str(tmp_path / 'o')], capfd), 'is not a plain file')
+
+
+@pytest.mark.parametrize('status', ['diverged', 5, 'banana'])
+def test_record_status_its_folder_contradicts(done_job, tmp_path, capfd, status):
+    "A run record edited to say diverged (its final weights are there) or a status ltr_nb never writes is refused, named."
+    out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results')
+    f = d / 'record.json'; rec = json.loads(f.read_text()); rec['status'] = status; f.write_text(json.dumps(rec))
+    refused(cli([*JOB, '--out', str(out)], capfd), str(f), 'which its folder contradicts')
