@@ -174,6 +174,8 @@ def read_json(path,                   # a JSON file
               keys=(),                # keys that must be present
              ) -> dict:
     "The JSON object in `path` (with `keys` present), or a `StateError` naming the file and how to recover."
+    if os.path.lexists(path) and not os.path.isfile(path):      # (reading a FIFO would wait for ever)
+        raise StateError(f"{what} {str(path)!r} is not a plain file (a folder, a FIFO or a device); " + _recover(path))
     try: d = json.loads(Path(path).read_text())
     except FileNotFoundError: raise
     except (OSError, ValueError, RecursionError) as err:

@@ -19,8 +19,8 @@ from .methods import METHODS, type_ok, check_types, MAX_EPOCHS, MAX_INT
 
 # %% auto #0
 __all__ = ['DATA_FIELDS', 'TRAIN_FIELDS', 'RECIPE_FIELDS', 'RENAMED', 'Experiment', 'SUITES_DIR', 'FIELDS', 'ExperimentFields',
-           'field_specs', 'experiment_help', 'is_list_dataset', 'check_experiment', 'train_grid', 'at_point',
-           'data_spec', 'train_config', 'suite_names', 'load_suite']
+           'field_specs', 'experiment_help', 'is_list_dataset', 'check_folder_name', 'check_experiment', 'train_grid',
+           'at_point', 'data_spec', 'train_config', 'suite_names', 'load_suite']
 
 # %% ../nbs/08d_experiments.ipynb #0fddca12
 @dataclass
@@ -95,13 +95,17 @@ def _check_containers(e:Experiment, n:str):
         raise ValueError(f"{n}paper={e.paper!r} must map group names to numbers (and 'source' to a text)")
 
 # %% ../nbs/08d_experiments.ipynb #191d9d60
-def _check_name(e:Experiment, n:str):
-    if not e.name or any(c in e.name for c in '/\\ ') or e.name.startswith('.') or not e.name.isprintable():
-        raise ValueError(f"{n}name={e.name!r} must be a non-empty folder name (no slashes, spaces or control "
+def check_folder_name(name, n:str=''):
+    "A `ValueError` unless `name` (an experiment's or a suite's: it names a folder) is a short plain folder name."
+    if not isinstance(name, str) or not name or any(c in name for c in '/\\ ') or name.startswith('.') or not name.isprintable():
+        raise ValueError(f"{n}name={name!r} must be a non-empty folder name (no slashes, spaces or control "
                          "characters such as NUL, CR or tab)")
-    if len(e.name.encode()) > 80:
-        raise ValueError(f"{n}name={e.name[:20] + '...'!r} is {len(e.name.encode())} bytes long in UTF-8; use at most "
+    if len(name.encode()) > 80:
+        raise ValueError(f"{n}name={name[:20] + '...'!r} is {len(name.encode())} bytes long in UTF-8; use at most "
                          "80 (it names a folder)")
+
+def _check_name(e:Experiment, n:str):
+    check_folder_name(e.name, n)
     if e.method not in METHODS: raise ValueError(f"{n}method={e.method!r} is unknown; choose one of {list(METHODS)}")
 
 # %% ../nbs/08d_experiments.ipynb #6c4ff1f1
@@ -222,6 +226,7 @@ def load_suite(suite) -> dict:
         raise ValueError(f"{src}: unknown keys {unknown}; a suite has 'name', 'about', 'defaults' and 'experiments'")
     for k, t in (('name', str), ('about', str), ('defaults', dict)):
         if k in d and not isinstance(d[k], t): raise ValueError(f"{src}: {k}={d[k]!r} must be a {t.__name__}")
+    if 'name' in d: check_folder_name(d['name'], f"{src}: the suite's ")   # (runs/<name> is its default folder)
     if not isinstance(d.get('experiments'), list) or not d['experiments']:
         raise ValueError(f"{src}: 'experiments' must be a non-empty list")
     base = d.get('defaults', {})

@@ -158,6 +158,8 @@ def check_inside(out) -> None:
         if p.is_symlink(): bad(p, link(p))
         if n in _DIRS and not p.is_dir(): bad(p, 'is a file where ltr_nb keeps a folder')
         if n not in _DIRS and p.is_dir(): bad(p, 'is a folder where ltr_nb keeps a file')
+        if n == 'sweeps.db' and p.stat().st_nlink > 1:   # (SQLite writes in place: into the other name's file too)
+            bad(p, f"has {p.stat().st_nlink} hard links (it is also a file elsewhere, which a sweep would write into)")
         if n not in _DIRS: continue
         for d, dirs, files in os.walk(p):          # (os.walk lists a linked folder without entering it)
             for m in sorted(dirs + files):

@@ -20,7 +20,7 @@ from .train import evaluate
 from .methods import METHODS, Method, RowContext, register_method
 from .experiments import (Experiment, check_experiment, train_config, load_suite, data_spec, is_list_dataset, FIELDS,
                                 train_grid, suite_names, experiment_help)
-from .tuning import open_storage
+from .tuning import open_storage, check_storage_url
 from .runs import (spec_key, data_digest, comparable, finite_report, result_key, train_spec, train_run, sweep_runs, plan,
                          print_plan)
 from .report import summarize, summary_table, write_plots, data_name
@@ -227,8 +227,8 @@ def _on_main(f, *args, **kwargs):
 
 # %% ../nbs/09_runner.ipynb #49d39d66
 def _check_sweeps(exps, storage):
-    """Refuse what a sweep of training runs cannot do, before training: several launched processes; a storage that
-    cannot be opened."""
+    """Refuse what a sweep of training runs cannot do, before training: several launched processes; a storage URL
+    that names no database."""
     sweeps = [e.name for e in exps if train_grid(e)]
     if storage is not None and not sweeps:
         raise ValueError(f"storage={storage!r} applies to sweeps of training runs (a training option given as a "
@@ -236,7 +236,22 @@ def _check_sweeps(exps, storage):
     if sweeps and launched():
         raise ValueError(f"experiments {sweeps} sweep training runs, which a torchrun job cannot share; run them in "
                          "separate processes with --storage")
-    if sweeps and storage is not None: open_storage(storage)
+    if sweeps and storage is not None: check_storage_url(storage)   # (opened after the folder's checks: `_open_storage`)
+
+def _open_storage(storage) -> None:
+    "Open the sweeps' storage once (a `ValueError` if it cannot be), after the folder's checks and never in a dry run."
+    open_storage(storage)
+
+def _own_storage(storage, out:Path):
+    """`storage`, or None where it names the folder's own `sweeps.db` (the default, written out); an SQLite file elsewhere
+    inside `out` is refused (the folder holds only what ltr_nb writes there)."""
+    if not isinstance(storage, str) or not storage.startswith('sqlite:///'): return storage
+    p, o = Path(storage[len('sqlite:///'):].split('?')[0]).absolute(), Path(out).absolute()
+    if p == o/'sweeps.db': return None
+    if o in p.parents:
+        raise ValueError(f"storage={storage!r} is inside out={str(out)!r}, whose own sweeps are in {str(o/'sweeps.db')!r}: "
+                         "omit --storage for those, or keep a shared storage outside the folder")
+    return storage
 
 # %% ../nbs/09_runner.ipynb #f636033f
 def _start_processes(backend:str|None, dev:str) -> str:
@@ -282,6 +297,9 @@ def run_suite(suite='digits-lt',      # a shipped suite's name, a JSON file or a
                     dry_run=dry_run), 'the job')
     cache = {}
     datas = {e.name: _load_data(e, cache, data_root, download) for e in exps}
+    storage = _own_storage(storage, out)
+    if storage is not None and not dry_run and any(train_grid(e) for e in exps):
+        _on_main(_open_storage, storage)     # before the folder is made (a bad URL changes nothing), never in a dry run
     how = _on_main(check_out, out, exps, fresh, create=not dry_run)
     runs = plan(exps, out if how == 'resume' else out/'.none', datas)
     total = sum(r['spec']['config']['epochs'] for r in runs)

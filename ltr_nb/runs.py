@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from fastprogress.fastprogress import progress_bar
 from .core import env_info, is_main, rank_world, all_sum, load_state, load_weights, read_json, StateError
-from .folder import write_json
+from .folder import write_json, seal, sealed
 from .distributed import broadcast
 from .data import LTData
 from .train import fit_lt, TrainedEpochCallback, TrainConfig, save_atomic, read_checkpoint
@@ -167,6 +167,10 @@ def _finished(spec:dict, data:LTData, d:Path, dev, main:bool) -> tuple:
     diverged."""
     rec_f = d/'record.json'
     rec = read_json(rec_f, 'run record', keys=('status', 'config'))
+    if 'seal' in rec and rec['seal'] != seal(rec):      # (its histories choose a sweep's point; its config names the run)
+        raise StateError(f"run record {str(rec_f)!r} does not match its seal (edited after it was written?); delete "
+                         f"{str(d)!r} to train it again")
+    rec = {k: v for k, v in rec.items() if k != 'seal'}
     _check_spec(spec, d)
     if any(_plain(rec.get(k)) != _plain(spec[k]) for k in ('config', 'trainer', 'settings') if k in rec or k == 'config'):
         raise StateError(f"run record {str(rec_f)!r} was written for another configuration than its folder's key (its "
@@ -238,7 +242,7 @@ def train_run(spec:dict,        # the run's spec (`train_spec`)
     if status == 'done':
         save_atomic(learn.model.state_dict(), d/'models'/'final.pth')
         rec['weights'] = file_digest(d/'models'/'final.pth')   # the record binds the weights it describes
-    write_json(rec_f, rec)
+    write_json(rec_f, sealed(rec))                    # bound to its content, as per-seed results are
     ck.unlink(missing_ok=True)
     return (learn if status == 'done' else None), rec
 

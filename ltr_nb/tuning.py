@@ -10,7 +10,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['check_grid', 'grid_points', 'grid_search', 'plot_curve', 'open_storage', 'grid_sweep']
+__all__ = ['check_grid', 'grid_points', 'grid_search', 'plot_curve', 'check_storage_url', 'open_storage', 'grid_sweep']
 
 # %% ../nbs/06d_tuning.ipynb #256f14e8
 def check_grid(name:str,  # the option's name, for messages
@@ -111,6 +111,15 @@ def plot_curve(curve:list,           # the sweep's points and scores
     return ax
 
 # %% ../nbs/06d_tuning.ipynb #8dd1fa24
+def check_storage_url(url:str):
+    "A `ValueError` unless `url` names a database a sweep can keep its trials in (nothing is opened)."
+    if isinstance(url, str) and url.split('?')[0].rstrip('/') in ('sqlite:', 'sqlite:/'):
+        raise ValueError(f"storage={url!r} is an in-memory database, which keeps nothing and no other process sees; give "
+                         "a file, e.g. 'sqlite:///path/to/sweeps.db'")
+    if not isinstance(url, str) or '://' not in url:
+        raise ValueError(f"storage={url!r} is not a database URL; give e.g. 'sqlite:///path/to/sweeps.db' or a "
+                         "server's URL (postgresql://...)")
+
 def open_storage(url:str,             # storage URL, e.g. 'sqlite:///runs/sweeps.db'
                  heartbeat_s:int=20,  # seconds between a trial's heartbeats
                  grace_s:int=60,      # seconds without a heartbeat before a trial counts as dead
@@ -118,9 +127,7 @@ def open_storage(url:str,             # storage URL, e.g. 'sqlite:///runs/sweeps
     """An Optuna database storage at `url` (e.g. 'sqlite:///runs/sweeps.db'), with heartbeats; a `ValueError` naming
     the URL if it cannot be opened."""
     import optuna
-    if not isinstance(url, str) or '://' not in url:
-        raise ValueError(f"storage={url!r} is not a database URL; give e.g. 'sqlite:///path/to/sweeps.db' or a "
-                         "server's URL (postgresql://...)")
+    check_storage_url(url)
     for attempt in range(5):
         try:
             with _quiet():

@@ -12,13 +12,14 @@ from .core import env_info, name_list, read_json, StateError, DiskFull
 from .folder import read_manifest, result_problems, _jsonable, check_inside
 from .data import Groups
 from .metrics import seed_test, judge, ALPHA
-from .experiments import load_suite
+from .experiments import Experiment, load_suite
+from .report import summarize, summary_table
 from .runs import comparable
 from .runner import run_suite, command_parser, suite_kwargs, _apply, _filled
 
 # %% auto #0
 __all__ = ['GROUPS', 'path_of', 'folder_paths', 'compare_group', 'compare_runs', 'check_record', 'stored_problems',
-           'verify_folder', 'verify_report']
+           'summary_problems', 'verify_folder', 'verify_report']
 
 # %% ../nbs/09a_verify.ipynb #a43f318f
 def path_of(env:dict) -> dict:
@@ -93,7 +94,10 @@ def _rerun_kwargs(folder:Path, rec:dict, only) -> dict:
     """`run_suite`'s arguments as `results.json` records them (`args`; a folder written before, through its recorded
     command), with `only` checked against the folder's rows."""
     f = folder/'results.json'
-    if isinstance(rec.get('args'), dict): kw = dict(rec['args'])
+    if isinstance(rec.get('args'), dict):
+        kw = dict(rec['args'])
+        if rec['command'] is not None and _rows_of(_command_kwargs(f, rec['command'])) != _rows_of(kw):
+            raise StateError(f"{str(f)!r}: its command and its args record two different jobs (one of them edited?)")
     else:
         argv = shlex.split(rec['command'] or '')[1:]
         if not argv and rec['command'] != 'ltr_nb': raise StateError(f"{str(f)!r} records no command to re-run")
@@ -133,6 +137,22 @@ def _same_rows(folder:Path, kw:dict):
         raise StateError(f"{str(folder/'results.json')!r}: its recorded command re-runs experiments {diff[:10]} otherwise "
                          "than manifest.json records them (one of the two edited?); verify a folder as ltr_nb wrote it")
 
+_RERUN = ('suite', 'only', 'overrides', 'options')        # what decides the rows a re-run computes
+_ARGS = dict(suite=(str, dict), only=(list, str, type(None)), overrides=(dict, type(None)), options=(dict, type(None)),
+             device=(str, type(None)), data_root=(str, type(None)), download=(bool,), backend=(str, type(None)),
+             storage=(str, type(None)))
+
+def _command_kwargs(f:Path, command:str) -> dict:
+    "`run_suite`'s arguments from recorded command line `command`, as JSON data."
+    kw = suite_kwargs(command_parser().parse_args(shlex.split(command)[1:]))
+    return json.loads(json.dumps(kw, default=str))
+
+def _rows_of(kw:dict) -> dict:
+    "What in `run_suite`'s arguments decides the rows a job computes (`_RERUN`), unset overrides dropped."
+    over = {k: v for k, v in (kw.get('overrides') or {}).items() if v is not None}
+    return json.loads(json.dumps(dict(suite=kw.get('suite'), only=name_list('only', kw.get('only')), overrides=over,
+                                      options=dict(kw.get('options') or {})), default=str))
+
 def check_record(folder:Path,  # a results folder
                  rec:dict,     # its `results.json`
                 ):
@@ -140,8 +160,13 @@ def check_record(folder:Path,  # a results folder
     f = str(folder/'results.json')
     if not (rec.get('command') is None or isinstance(rec['command'], str)):
         raise StateError(f"{f!r}: command={str(rec['command'])[:80]!r} is not a command line")
-    if not (rec.get('args') is None or isinstance(rec['args'], dict)):
-        raise StateError(f"{f!r}: args={str(rec['args'])[:80]!r} are not run_suite's arguments")
+    args = rec.get('args')
+    if args is not None:
+        bad = (['is not a dict'] if not isinstance(args, dict) else
+               [f"{k} (not one of run_suite's)" for k in args if k not in _ARGS]
+               + [f"{k}={repr(args[k])[:60]}" for k in _ARGS if k in args and not isinstance(args[k], _ARGS[k])]
+               + ['no suite' for _ in [0] if 'suite' not in args])
+        if bad: raise StateError(f"{f!r}: args are not the run_suite arguments ltr_nb records: {'; '.join(bad)}")
     runs = rec.get('runs')
     if not isinstance(runs, dict) or not all(isinstance(v, list) for v in runs.values()):
         raise StateError(f"{f!r}: 'runs' must map each experiment to its per-seed results")
@@ -195,6 +220,28 @@ def _said_of(err:Exception, out:Path, folder:Path, weights:bool, keep) -> Except
                           "version control) or verify without --committed_weights")
     return err
 
+def summary_problems(folder:Path,  # a results folder ltr_nb wrote
+                     rec:dict,     # its results record
+                    ) -> dict:
+    """Per row: where `results.json`'s summary or `table.md` is not what its per-seed results give (`summarize`), or a
+    row that the manifest does not hold."""
+    man = {x.get('name'): x for x in read_manifest(folder)['experiments']}
+    out = {n: ['is not in manifest.json (added by hand?)'] for n in rec['runs'] if n not in man}
+    rows = [n for n in rec['runs'] if n in man]
+    summ = summarize([Experiment(**_filled(man[n])) for n in rows], {n: rec['runs'][n] for n in rows})
+    as_json = lambda x: json.loads(json.dumps(_jsonable(x)))
+    keys = ('status', 'seeds', 'test', 'valid')             # the numbers (labels are presentation)
+    for n in rows:
+        have = (rec.get('summary') or {}).get(n)
+        if not isinstance(have, dict) or as_json({k: summ[n].get(k) for k in keys}) != as_json({k: have.get(k) for k in keys}):
+            out.setdefault(n, []).append("its summary in results.json is not the mean of its per-seed results")
+    cells = lambda text: {c[1].strip(): c[4:8] for c in (l.split('|') for l in text.splitlines()) if len(c) > 8}
+    t = folder/'table.md'
+    have = cells(t.read_text()) if t.is_file() else {}
+    for n, want in cells(summary_table(summ)).items():
+        if have.get(n) != want: out.setdefault(n, []).append("its row of table.md is not what its per-seed results give")
+    return out
+
 # %% ../nbs/09a_verify.ipynb #ca6584cb
 def verify_folder(folder,                # a results folder written by `ltr_nb`
                   only=None,             # rows to re-run, 'a,b' or a list (default: all)
@@ -232,8 +279,12 @@ def verify_folder(folder,                # a results folder written by `ltr_nb`
             raise e from None
         new = read_json(out/'results.json', 'results record', keys=('runs',))['runs']
     rows = compare_runs(rec['runs'], new, same)
-    for row, why in stored_problems(folder, rec).items():     # the committed files themselves, not only results.json
-        rows[row] = {**rows.get(row, {}), 'verdict': 'differs', 'why': '; '.join(why)}
+    unrun = {n: ['was not re-run by the command the folder records (added by hand?)'] for n in rec['runs']
+             if n not in new and (only is None or n in name_list('only', only))}
+    for p in (unrun, summary_problems(folder, rec), stored_problems(folder, rec)):   # every number the folder shows
+        for row, why in p.items():
+            rows[row] = {**rows.get(row, {}), 'verdict': 'differs',
+                         'why': '; '.join([*filter(None, [rows.get(row, {}).get('why')]), *why])}
     return dict(rows=rows, same_path=same, weights=weights, m=sum(len(r.get('p', {})) for r in rows.values()),
                 paths=paths, here=here,
                 ok=all(v['verdict'] != 'differs' for v in rows.values()))

@@ -601,3 +601,40 @@ def test_record_status_its_folder_contradicts(done_job, tmp_path, capfd, status)
     out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results')
     f = d / 'record.json'; rec = json.loads(f.read_text()); rec['status'] = status; f.write_text(json.dumps(rec))
     refused(cli([*JOB, '--out', str(out)], capfd), str(f), 'which its folder contradicts')
+
+
+def test_fifo_record_in_a_dry_run(done_job, tmp_path, capfd):
+    "A FIFO at a run's record.json: the dry run's estimate names it instead of waiting for ever."
+    out = _copy(done_job, tmp_path); (out / 'runs' / 'zzzzzzzzzz').mkdir(); os.mkfifo(out / 'runs' / 'zzzzzzzzzz' / 'record.json')
+    refused(cli([*JOB, '--out', str(out), '--dry_run'], capfd), 'is not a plain file')
+
+
+def test_edited_run_record_refused(done_job, tmp_path, capfd):
+    "A run record edited after it was written (its validation history, which chooses a sweep's point, or its config) is named."
+    out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results')
+    f = d / 'record.json'; rec = json.loads(f.read_text()); assert 'seal' in rec
+    rec['valid_cls_acc_hist'][-1] = [1.0] * len(rec['valid_cls_acc_hist'][-1]); f.write_text(json.dumps(rec))
+    refused(cli([*JOB, '--out', str(out)], capfd), str(f), 'does not match its seal')
+
+
+def test_storage_and_the_folder(tmp_path, capfd):
+    """The folder's own sweeps.db given by name is the default; another SQLite file inside --out is refused; a dry run opens
+    no storage; a hard-linked sweeps.db is refused (SQLite would write into the other file)."""
+    s = tmp_path / 'sw.json'
+    s.write_text(json.dumps(dict(name='sw', defaults=dict(dataset='digits', seeds=[0], epochs=2),
+                                 experiments=[dict(name='crtwb', method='wb_crt', options=dict(wd=[1e-3, 1e-2], head_epochs=2))])))
+    out = tmp_path / 'nx'; out.mkdir()
+    assert cli([str(s), '--device', 'cpu', '--out', str(out), '--storage', f'sqlite:///{out}/sweeps.db'], capfd).returncode == 0
+    refused(cli([str(s), '--device', 'cpu', '--out', str(tmp_path / 'n2'), '--storage', f'sqlite:///{tmp_path}/n2/x.db'], capfd),
+            'is inside out=')
+    far = tmp_path / 'far.db'
+    assert cli([str(s), '--device', 'cpu', '--out', str(tmp_path / 'n3'), '--dry_run', '--storage', f'sqlite:///{far}'], capfd).returncode == 0
+    assert not far.exists()
+    v = _victim(tmp_path); (out / 'sweeps.db').unlink(); os.link(v, out / 'sweeps.db'); shutil.rmtree(out / 'results')
+    refused(cli([str(s), '--device', 'cpu', '--out', str(out)], capfd), 'hard links')
+    assert v.read_text() == '{"keep": "me"}'
+
+
+def test_suite_name_that_is_no_folder_name(tmp_path, capfd):
+    s = tmp_path / 'bad.json'; s.write_text(json.dumps(dict(name='../../x', experiments=[dict(name='a', method='joint')])))
+    refused(cli([str(s), '--dry_run'], capfd), "the suite's name='../../x' must be a non-empty folder name")

@@ -142,3 +142,45 @@ def test_verify_refuses_a_link_in_the_folder(copy, tmp_path):
     (copy / 'results' / 'crt').symlink_to(far)
     r = subprocess.run([LTR, '--verify', str(copy), '--only', 'crt'], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "results/crt' is a symbolic link" in r.stderr, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize('edit,msg', [
+    (lambda a: a.update(foo=1), "foo (not one of run_suite's)"), (lambda a: a.update(plots=True), "plots (not one of run_suite's)"),
+    (lambda a: a.pop('suite'), 'no suite'), (lambda a: a.update(overrides='x'), "overrides='x'"),
+    (lambda a: a.update(options=[1]), 'options=[1]'), (lambda a: a.update(only=['crt']), 'two different jobs')])
+def test_edited_args_refused(tmp_path, edit, msg):
+    "run_suite's recorded arguments that are not the kinds ltr_nb records, or that disagree with the command, are named."
+    out = tmp_path / 'o'
+    r = subprocess.run([LTR, '--only', 'joint-ib,crt', '--seeds', '0', '--epochs', '2', '--set', 'head_epochs=2', '--device', 'cpu',
+                        '--out', str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    f = out / 'results.json'; rec = json.loads(f.read_text()); edit(rec['args']); f.write_text(json.dumps(rec))
+    v = subprocess.run([LTR, '--verify', str(out)], capture_output=True, text=True, timeout=300)
+    assert v.returncode == 2 and msg in v.stderr and 'Traceback' not in v.stderr, v.stderr[-3000:]
+
+
+@pytest.mark.parametrize('how', ['extra-row', 'summary', 'table'])
+def test_every_number_the_folder_shows_is_checked(copy, how):
+    """A row added by hand (with a resealed per-seed file), a summary in results.json or a row of table.md edited: --verify
+    says which row differs (exit 4), not 'every row repeats'."""
+    from ltr_nb.folder import sealed
+    rec = json.loads((copy / 'results.json').read_text())
+    if how == 'extra-row':
+        rec['runs']['zz'] = rec['runs']['crt']; rec['summary']['zz'] = rec['summary']['crt']
+        (copy / 'results' / 'zz').mkdir(); (copy / 'results' / 'zz' / 's0.json').write_text((copy / 'results' / 'crt' / 's0.json').read_text())
+        row = 'zz'
+    elif how == 'summary': rec['summary']['crt']['test']['all']['mean'] = 0.99; row = 'crt'
+    else:
+        t = (copy / 'table.md').read_text().splitlines()
+        t = [l if not l.startswith('| crt |') else '|'.join(l.split('|')[:7] + [' 99.0 '] + l.split('|')[8:]) for l in t]
+        (copy / 'table.md').write_text('\n'.join(t) + '\n'); row = 'crt'
+    (copy / 'results.json').write_text(json.dumps(rec))
+    v = subprocess.run([LTR, '--verify', str(copy), '--only', 'crt'], capture_output=True, text=True, timeout=900)
+    assert v.returncode == 4 and f'| {row} |' in v.stdout and 'differs' in v.stdout, v.stdout[-3000:] + v.stderr[-2000:]
+
+
+def test_fifo_in_the_folder_is_named_not_waited_for(copy):
+    "A FIFO where ltr_nb reads a JSON file is refused at once (reading it would wait for ever)."
+    (copy / 'results.json').unlink(); os.mkfifo(copy / 'results.json')
+    v = subprocess.run([LTR, '--verify', str(copy)], capture_output=True, text=True, timeout=120)
+    assert v.returncode == 2 and 'is not a plain file' in v.stderr, v.stderr[-2000:]
