@@ -23,6 +23,16 @@ def _verify(p, a) -> int:
     if not v['ok']: p.exit(4, f"ltr_nb: error: {str(a.verify)!r} does not repeat (see the verdicts above)\n")
     return 0
 
+# %% ../nbs/09c_cli.ipynb #8f3b2c61
+_VERIFY_TAKES = {'verify', 'only', 'device', 'data_root', 'committed_weights'}
+
+def _not_applying(p, a) -> str:
+    "What was given that does not apply (and would be silently ignored): with --verify, the job's options; without it, --committed_weights."
+    if a.verify is None: return '--committed_weights applies only with --verify FOLDER' if a.committed_weights else ''
+    given = [k for k, v in vars(a).items() if k not in _VERIFY_TAKES and v != p.get_default(k)]
+    return (f"--verify re-runs the folder's own command; {', '.join('--' + k if k != 'suite' else 'a suite' for k in given)} "
+            "would be ignored: give only --only, --device, --data_root or --committed_weights with it") if given else ''
+
 # %% ../nbs/09c_cli.ipynb #66663531
 class _Terminated(KeyboardInterrupt):
     "SIGTERM, handled as Ctrl-C is: what is finished is kept, no half-written file stays."
@@ -72,6 +82,8 @@ def main(argv=None):
             print(f"{n}: {s.get('about', '')} ({len(s['experiments'])} experiments)")
         for k, m in METHODS.items(): print(f"method {k}: {m.about} options {m.defaults}")
         return 0
+    ignored = _not_applying(p, a)
+    if ignored: p.error(ignored)
     if a.verify is not None:
         with _stops(p, lambda why: f"\nltr_nb: {why}; verification stopped: {str(a.verify)!r} is unchanged and the "
                                    "re-run's temporary folder removed; the same command starts it again\n"):

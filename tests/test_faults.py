@@ -638,3 +638,12 @@ def test_storage_and_the_folder(tmp_path, capfd):
 def test_suite_name_that_is_no_folder_name(tmp_path, capfd):
     s = tmp_path / 'bad.json'; s.write_text(json.dumps(dict(name='../../x', experiments=[dict(name='a', method='joint')])))
     refused(cli([str(s), '--dry_run'], capfd), "the suite's name='../../x' must be a non-empty folder name")
+
+
+@pytest.mark.parametrize('args,msg', [(['--verify', 'results/digits-lt', '--fresh', '--epochs', '5'], '--fresh, --epochs would be ignored'),
+                                      (['fmnist-lt', '--verify', 'results/digits-lt'], 'a suite would be ignored'),
+                                      (['--committed_weights', '--dry_run'], 'applies only with --verify')])
+def test_options_that_would_be_ignored(capfd, args, msg):
+    "Options that a --verify (or a job without it) would silently ignore are refused, before anything runs."
+    r = cli(args, capfd)
+    assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
