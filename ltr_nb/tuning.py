@@ -34,10 +34,11 @@ def grid_points(grid:dict) -> list[dict]:
 
 # %% ../nbs/06d_tuning.ipynb #e3e23d40
 class _DropInterrupted(logging.Filter):
-    "Drops Optuna's report of a trial that Ctrl-C or SIGTERM stopped (the traceback, then 'failed with value None')."
+    """Drops Optuna's report of a trial that Ctrl-C or SIGTERM stopped, or that a refusal (a `ValueError`, which the
+    caller prints as a one-line error) ended: the traceback, then 'failed with value None'."""
     stopping = False
     def filter(self, rec):
-        if rec.exc_info and isinstance(rec.exc_info[1], KeyboardInterrupt): self.stopping = True
+        if rec.exc_info and isinstance(rec.exc_info[1], (KeyboardInterrupt, ValueError)): self.stopping = True
         return not self.stopping
 
 @contextlib.contextmanager

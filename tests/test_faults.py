@@ -647,3 +647,17 @@ def test_options_that_would_be_ignored(capfd, args, msg):
     "Options that a --verify (or a job without it) would silently ignore are refused, before anything runs."
     r = cli(args, capfd)
     assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+
+
+def test_refused_sweep_prints_one_line(tmp_path, capfd):
+    "A sweep stopped by a refusal (here a run folder copied over another's name) prints the error, not Optuna's traceback."
+    s = tmp_path / 'sw.json'
+    s.write_text(json.dumps(dict(name='sw', defaults=dict(dataset='digits', seeds=[0], epochs=2),
+                                 experiments=[dict(name='crtwb', method='wb_crt', options=dict(wd=[1e-3, 1e-2], head_epochs=2))])))
+    out = tmp_path / 'o'
+    assert cli([str(s), '--device', 'cpu', '--out', str(out)], capfd).returncode == 0
+    a, b = sorted((out / 'runs').iterdir()); shutil.rmtree(a); shutil.copytree(b, a)
+    shutil.rmtree(out / 'results'); (out / 'sweeps.db').unlink()
+    r = cli([str(s), '--device', 'cpu', '--out', str(out)], capfd)
+    refused(r, "does not hash to its folder's name")
+    assert 'Trial' not in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
