@@ -56,6 +56,14 @@ class _Boom:
 def _run_dir(out): return next((out / 'runs').iterdir())
 
 
+def _put_record(f, rec, legacy=False):
+    """Write run record `rec` as a consistent one would be: sealed (a record of another run, copied in), or as a record
+    written before seals and digests (`legacy`)."""
+    from ltr_nb.folder import sealed
+    body = {k: v for k, v in rec.items() if k != 'seal' and not (legacy and k == 'weights')}
+    f.write_text(json.dumps(body if legacy else sealed(body)))
+
+
 # --- nothing from disk runs code ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('where', ['ckpt-resume', 'ckpt-dry-run', 'final', 'final-legacy'])
@@ -68,7 +76,7 @@ def test_planted_pickle_never_runs(done_job, tmp_path, capfd, where):
         torch.save({'model': {}, 'epoch': 0, 'x': _Boom(marker)}, d / 'models' / 'ckpt.pth'); f = 'ckpt.pth'
     else:
         if where == 'final-legacy':
-            rec = json.loads((d / 'record.json').read_text()); del rec['weights']; (d / 'record.json').write_text(json.dumps(rec))
+            _put_record(d / 'record.json', json.loads((d / 'record.json').read_text()), legacy=True)
         shutil.rmtree(out / 'results'); torch.save({'w': _Boom(marker)}, d / 'models' / 'final.pth'); f = 'final.pth'
     r = cli([*JOB, '--out', str(out), *(['--dry_run'] if where == 'ckpt-dry-run' else [])], capfd)
     refused(r, f, 'are not the ones run record' if where == 'final' else 'cannot be read safely')
@@ -110,7 +118,7 @@ def test_damaged_json_state(done_job, tmp_path, capfd, file, content):
 def test_record_of_another_configuration(done_job, tmp_path, capfd):
     "A run folder whose record does not match its key (copied by hand) is refused, not reported."
     out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results')
-    rec = json.loads((d / 'record.json').read_text()); rec['config']['epochs'] = 99; (d / 'record.json').write_text(json.dumps(rec))
+    rec = json.loads((d / 'record.json').read_text()); rec['config']['epochs'] = 99; _put_record(d / 'record.json', rec)
     refused(cli([*JOB, '--out', str(out)], capfd), 'another configuration', 'record.json')
 
 
@@ -131,7 +139,7 @@ def test_weights_of_another_architecture(done_job, tmp_path, capfd, where):
         (d / 'record.json').unlink(); (d / 'models' / 'final.pth').unlink(); f = d / 'models' / 'ckpt.pth'
         torch.save({'model': _other_shape(good), 'opt': {}, 'epoch': 0, 'n_epoch': 2, 'hists': {}}, f)
     else:
-        rec = json.loads((d / 'record.json').read_text()); del rec['weights']; (d / 'record.json').write_text(json.dumps(rec))
+        _put_record(d / 'record.json', json.loads((d / 'record.json').read_text()), legacy=True)
         f = d / 'models' / 'final.pth'; torch.save(_other_shape(good), f)
     r = cli([*JOB, '--out', str(out)], capfd)
     refused(r, f"{str(f)!r} do not fit this model", f"delete {str(d)!r}")
@@ -599,7 +607,7 @@ def test_suite_that_is_not_a_file(tmp_path, capfd, kind):
 def test_record_status_its_folder_contradicts(done_job, tmp_path, capfd, status):
     "A run record edited to say diverged (its final weights are there) or a status ltr_nb never writes is refused, named."
     out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results')
-    f = d / 'record.json'; rec = json.loads(f.read_text()); rec['status'] = status; f.write_text(json.dumps(rec))
+    f = d / 'record.json'; rec = json.loads(f.read_text()); rec['status'] = status; _put_record(f, rec)
     refused(cli([*JOB, '--out', str(out)], capfd), str(f), 'which its folder contradicts')
 
 
