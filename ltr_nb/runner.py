@@ -183,10 +183,8 @@ def check_out(out:Path,               # the output folder
     if create:       # (`--fresh` clears the folder later, under the job's lock: `clear_results`)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            probe = out/'.write-test'                          # (never written through a link or a hard link)
-            if probe.is_symlink() or probe.exists(): probe.unlink()
-            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
-            probe.unlink()
+            write_atomic(out/'.write-test', b'ok')             # (never written through a link or a hard link)
+            (out/'.write-test').unlink()
         except OSError as err: raise ValueError(f"out={str(out)[:300]!r} cannot be written ({err.strerror})") from None
     return how
 
