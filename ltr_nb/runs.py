@@ -109,9 +109,11 @@ def build_learner(spec:dict,      # a training run's specification (`train_spec`
                   path,            # the run's folder (checkpoints in `path/models`)
                   dev,             # device
                   cbs=()):         # more callbacks
-    "The learner of training run `spec`, built by its method's trainer."
-    return TRAINERS[spec['trainer']](data, TrainConfig(**spec['config']), spec['settings'], path=path, quiet=True,
-                                     device=dev, cbs=list(cbs))
+    "The learner of training run `spec`, built by its method's trainer; its checkpoints carry the run's key."
+    learn = TRAINERS[spec['trainer']](data, TrainConfig(**spec['config']), spec['settings'], path=path, quiet=True,
+                                      device=dev, cbs=list(cbs))
+    learn.run_key = spec_key(spec)
+    return learn
 
 # %% ../nbs/08e_runs.ipynb #28b3a72f
 def _plain(x): return json.loads(json.dumps(x, default=str))     # as read back from JSON (tuples as lists)
@@ -300,7 +302,7 @@ def epochs_done(spec:dict,  # the run's spec (`train_spec`)
     d = run_dir(root, spec)
     if (d/'record.json').is_file(): return spec['config']['epochs']
     ck = d/'models'/'ckpt.pth'
-    return read_checkpoint(ck, spec['config']['epochs'])['epoch'] + 1 if ck.is_file() else 0
+    return read_checkpoint(ck, spec['config']['epochs'], spec_key(spec))['epoch'] + 1 if ck.is_file() else 0
 
 # %% ../nbs/08e_runs.ipynb #574ed5c9
 def sec_per_epoch(spec,     # the run's spec (`train_spec`)

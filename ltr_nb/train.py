@@ -168,7 +168,8 @@ def _arrays(x):
 # %% ../nbs/06_train.ipynb #832c5b02
 class Checkpoint(TrainedEpochCallback):
     """After every trained epoch, save model + optimizer + every recorder history (`learn.*_hist`) to
-    `learn.path/models/{fname}.pth`."""
+    `learn.path/models/{fname}.pth`, with the run key `learn.run_key` when the learner has one, so that a checkpoint
+    resumes only the run that wrote it."""
     order = 70
     def __init__(self, fname:str='ckpt'): store_attr()
     def after_trained_epoch(self):
@@ -178,7 +179,7 @@ class Checkpoint(TrainedEpochCallback):
         state = dict(model=unwrap(self.learn.model).state_dict(), opt=_tensors(self.learn.opt.state_dict()),
                      epoch=self.learn.epoch,
                      n_epoch=self.learn.n_epoch, hists=_tensors(_hists(self.learn)),
-                     best=getattr(self.learn, 'valid_best', None))
+                     best=getattr(self.learn, 'valid_best', None), run=getattr(self.learn, 'run_key', None))
         save_atomic(state, p/f'{self.fname}.pth')
 
 # %% ../nbs/06_train.ipynb #bfb9edfe
@@ -191,9 +192,11 @@ def opt_to_params(opt):
 # %% ../nbs/06_train.ipynb #59858a83
 def read_checkpoint(f:Path,               # a checkpoint file
                     epochs:int|None=None,  # the run's epochs (checked against the checkpoint's own)
+                    run:str|None=None,     # the run's key (checked against the key the checkpoint was written with)
                    ) -> dict:
     """A checkpoint `Checkpoint` wrote, read without running code; its epoch checked against its own run length, its
-    histories and `epochs` (a `StateError` naming the file otherwise)."""
+    histories and `epochs`, its run key against `run` (a `StateError` naming the file otherwise). A checkpoint written
+    without a key (by a learner without `run_key`, or before keys were stored) is taken as the run's own."""
     s = load_state(f, 'checkpoint')
     bad = lambda why: StateError(f"checkpoint {str(f)!r} {why}; delete it to train that run again")
     if not isinstance(s, dict) or not {'model', 'opt', 'epoch', 'hists'} <= set(s):
@@ -202,6 +205,7 @@ def read_checkpoint(f:Path,               # a checkpoint file
     whole = lambda v: isinstance(v, int) and not isinstance(v, bool)
     if not whole(e) or not whole(n) or not 0 <= e < n: raise bad(f"says epoch {e!r} of {n!r}, which is not a trained epoch")
     if epochs is not None and n != epochs: raise bad(f"is of a {n}-epoch run; this run has {epochs} epochs")
+    if run is not None and s.get('run') not in (None, run): raise bad(f"was written by run {s['run']!r}, not by run {run!r}")
     long = {k: len(v) for k, v in (s['hists'] or {}).items() if hasattr(v, '__len__') and len(v) > e + 1}
     if long: raise bad(f"says epoch {e} but holds histories of more epochs ({long})")
     return s
@@ -211,10 +215,10 @@ def load_checkpoint(learn:Learner,     # the `Learner` to load into
                     epochs:int|None=None,  # the run's epochs: the checkpoint must be of a run this long
                    ) -> int:
     """Load a `Checkpoint` into `learn` (model, optimizer, histories) without running code from the file; returns the
-    next epoch to train."""
+    next epoch to train. A learner with a `run_key` loads only a checkpoint of that run."""
     f = Path(learn.path)/learn.model_dir/f'{fname}.pth'
     if not f.is_file(): raise FileNotFoundError(f"no checkpoint {str(f)!r} to resume from; train with Checkpoint first")
-    s = read_checkpoint(f, epochs)
+    s = read_checkpoint(f, epochs, getattr(learn, 'run_key', None))
     load_weights(learn.model, s['model'], f, 'checkpoint')
     if learn.opt is None: learn.create_opt()
     load_weights(learn.opt, s['opt'], f, 'checkpoint')

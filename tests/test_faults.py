@@ -147,6 +147,20 @@ def test_weights_of_another_architecture(done_job, tmp_path, capfd, where):
     assert cli([*JOB, '--out', str(out)], capfd).returncode == 0 and (d / 'record.json').is_file()
 
 
+@pytest.mark.parametrize('dry', [False, True])
+def test_checkpoint_of_another_run_refused(done_job, tmp_path, capfd, dry):
+    """A checkpoint copied into a run's folder from another run of the same length (its own spec.json kept) is refused with
+    the file and both runs named, by a resume and by a dry run's count of epochs done (issue 36)."""
+    from ltr_nb.core import load_state
+    out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results')
+    good = load_state(d / 'models' / 'final.pth')
+    (d / 'record.json').unlink(); (d / 'models' / 'final.pth').unlink(); f = d / 'models' / 'ckpt.pth'
+    torch.save({'model': good, 'opt': {}, 'epoch': 0, 'n_epoch': 2, 'hists': {}, 'run': 'f00ba4f00b'}, f)
+    r = cli([*JOB, '--out', str(out), *(['--dry_run'] if dry else [])], capfd)
+    refused(r, str(f), f"was written by run 'f00ba4f00b', not by run {d.name!r}")
+    assert not (d / 'record.json').exists()
+
+
 def test_record_without_its_weights(done_job, tmp_path, capfd):
     "A record that says done with its final weights gone names both files and the folder to delete."
     out = _copy(done_job, tmp_path); d = _run_dir(out); shutil.rmtree(out / 'results'); shutil.rmtree(d / 'models')
