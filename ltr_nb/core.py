@@ -135,10 +135,18 @@ class StateError(ValueError):
 
 # %% ../nbs/00_core.ipynb #29797b19
 def _recover(path) -> str:
-    "How to recover from a damaged state file: delete the run's folder (a file under `models/`) or its own folder."
-    p = Path(path).parent
-    d = p.parent if p.name == 'models' else p      # (deleting models/ alone would leave a record that says done)
-    return f"delete {str(d)!r} to recompute it, or start again with --fresh"
+    """How to recover from a damaged file of a results folder: a run's file (`runs/<key>/*`, or anything under a
+    `models/` folder) by deleting the run's folder (deleting `models/` alone would leave a record that says done); the
+    manifest by restoring it (`--fresh` needs a readable one) or deleting the folder; any other file (a per-seed result,
+    `results.json`, `table.md`) by deleting that file, which a resume computes again."""
+    p = Path(path)
+    if p.parent.name == 'models' or p.parent.parent.name == 'runs':
+        d = p.parent.parent if p.parent.name == 'models' else p.parent
+        return f"delete {str(d)!r} to recompute it, or start again with --fresh"
+    if p.name == 'manifest.json':
+        return (f"restore it from where the folder came from, or delete {str(p.parent)!r} and start again "
+                "(--fresh needs a readable manifest to know the folder is ltr_nb's)")
+    return f"delete {str(p)!r} (a resume computes it again from the runs), or start again with --fresh"
 
 
 # %% ../nbs/00_core.ipynb #c6f8bcad
@@ -172,18 +180,20 @@ def load_weights(obj,                 # a module or an optimizer
 def read_json(path,                   # a JSON file
               what:str='state file',  # what the file is, for messages
               keys=(),                # keys that must be present
+              how:str|None=None,      # how to recover, for messages (default: `_recover`'s advice for a results folder)
              ) -> dict:
     "The JSON object in `path` (with `keys` present), or a `StateError` naming the file and how to recover."
+    how = how or _recover(path)
     if os.path.lexists(path) and not os.path.isfile(path):      # (reading a FIFO would wait for ever)
-        raise StateError(f"{what} {str(path)!r} is not a plain file (a folder, a FIFO or a device); " + _recover(path))
+        raise StateError(f"{what} {str(path)!r} is not a plain file (a folder, a FIFO or a device); " + how)
     try: d = json.loads(Path(path).read_text())
     except FileNotFoundError: raise
     except (OSError, ValueError, RecursionError) as err:
         why = 'nested too deeply' if isinstance(err, RecursionError) else err
-        raise StateError(f"{what} {str(path)!r} is not valid JSON ({why}); " + _recover(path)) from None
+        raise StateError(f"{what} {str(path)!r} is not valid JSON ({why}); " + how) from None
     missing = [k for k in keys if not isinstance(d, dict) or k not in d]
     if missing:
-        raise StateError(f"{what} {str(path)!r} lacks {missing} (not written by this ltr_nb, or damaged); " + _recover(path))
+        raise StateError(f"{what} {str(path)!r} lacks {missing} (not written by this ltr_nb, or damaged); " + how)
     return d
 
 # %% ../nbs/00_core.ipynb #c927f27c

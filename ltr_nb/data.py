@@ -295,6 +295,9 @@ def md5sum(path) -> str:
 def _check_files(name, folder, files, md5s, how, verify=True):
     "Raise a clear error for missing or corrupt files; return their paths."
     paths = [folder/f for f in files]
+    odd = [f for f, p in zip(files, paths) if p.exists() and not p.is_file()]
+    if odd: raise ValueError(f"dataset {name!r}: {odd} in {str(folder)!r} are not plain files (a folder, FIFO, socket "
+                             f"or device); replace them with the files. {how}")
     missing = [f for f, p in zip(files, paths) if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"dataset {name!r}: missing {missing} in {str(folder)!r}. {how}")
@@ -409,7 +412,14 @@ _IMG_EXT = ('.jpg', '.jpeg', '.png')
 def _folder_listing(path:Path):
     "(names, zip_path) of all files under a folder or inside a zip."
     if path.is_dir(): return [str(p) for p in sorted(path.rglob('*')) if p.is_file()], None, str(path)
-    with zipfile.ZipFile(path) as z: names = sorted(n for n in z.namelist() if not n.endswith('/'))
+    if not path.is_file():
+        raise ValueError(f"path={str(path)!r} is neither a folder nor a plain file (a FIFO, socket or device); expected a "
+                         "folder or .zip with train/<class>/ and test/<class>/")
+    try:
+        with zipfile.ZipFile(path) as z: names = sorted(n for n in z.namelist() if not n.endswith('/'))
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"path={str(path)!r} is not a folder or a readable .zip ({e}); expected a folder or .zip with "
+                         "train/<class>/ and test/<class>/") from None
     return names, path, ''
 
 # %% ../nbs/01_data.ipynb #1dad30c4

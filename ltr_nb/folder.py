@@ -20,8 +20,9 @@ __all__ = ['FORMAT', 'VERSION', 'OWNED', 'is_plot', 'write_json', 'seal', 'seale
 
 # %% ../nbs/08b_folder.ipynb #1337d39d
 FORMAT, VERSION = 'ltr_nb-results', 1
-OWNED = ('manifest.json', 'results.json', 'table.md', 'results', 'runs',
-         'sweeps.db')   # plus its plots (`is_plot`) and *.tmp at the top level
+OWNED = ('manifest.json', 'results.json', 'table.md', 'results', 'runs', 'sweeps.db',
+         'sweeps.db-journal', 'sweeps.db-wal', 'sweeps.db-shm')   # (SQLite's own files beside the database), plus
+                                                                   # its plots (`is_plot`) and *.tmp at the top level
 
 def is_plot(name:str) -> bool:
     "Whether `name` is one of the plots ltr_nb writes at the top of a results folder (a png of yours is not)."
@@ -138,14 +139,21 @@ def _rmtree(d:Path):
     d.rmdir()
 
 # %% ../nbs/08b_folder.ipynb #c4e1d7a0
-_FILES, _DIRS = ('manifest.json', 'results.json', 'table.md', 'sweeps.db'), ('results', 'runs')
+_DIRS = ('results', 'runs')
 _FILE_SUFFIXES = ('.json', '.pth', '.tmp', '.png', '.md', '.db')
+
+def _kind(m:int) -> str:
+    "What a file mode says a path is, in words."
+    return ('a directory' if stat.S_ISDIR(m) else 'a FIFO' if stat.S_ISFIFO(m) else 'a socket' if stat.S_ISSOCK(m)
+            else 'a device' if stat.S_ISCHR(m) or stat.S_ISBLK(m) else 'not a plain file')
+
 
 def check_inside(out) -> None:
     """Refuse results folder `out` (a `StateError` naming the path) when what ltr_nb reads and writes in it would reach
     outside it, or is not what ltr_nb wrote: a symbolic link among its own files (the top-level names of `OWNED`, its
-    plots, temporary files, anything under `runs/` and `results/`), a file where it keeps a folder or a folder where it
-    keeps a file. Your own files beside them are not looked at."""
+    plots, temporary files, `sweeps.db` and SQLite's files beside it, anything under `runs/` and `results/`), a file
+    where it keeps a folder, a folder, FIFO, socket or device where it keeps a file, or a hard-linked `sweeps.db` (or
+    SQLite file beside it). Your own files beside them are not looked at."""
     out = Path(out)
     if not out.is_dir(): return
     def bad(p, why):
@@ -158,7 +166,8 @@ def check_inside(out) -> None:
         if p.is_symlink(): bad(p, link(p))
         if n in _DIRS and not p.is_dir(): bad(p, 'is a file where ltr_nb keeps a folder')
         if n not in _DIRS and p.is_dir(): bad(p, 'is a folder where ltr_nb keeps a file')
-        if n == 'sweeps.db' and p.stat().st_nlink > 1:   # (SQLite writes in place: into the other name's file too)
+        if n not in _DIRS and not p.is_file(): bad(p, f"is {_kind(p.stat().st_mode)} where ltr_nb keeps a plain file")
+        if n.startswith('sweeps.db') and p.stat().st_nlink > 1:   # (SQLite writes in place: into the other name's file too)
             bad(p, f"has {p.stat().st_nlink} hard links (it is also a file elsewhere, which a sweep would write into)")
         if n not in _DIRS: continue
         for d, dirs, files in os.walk(p):          # (os.walk lists a linked folder without entering it)
@@ -167,6 +176,7 @@ def check_inside(out) -> None:
                 if q.is_symlink(): bad(q, link(q))
                 if q.is_dir() and q.suffix in _FILE_SUFFIXES: bad(q, 'is a folder where ltr_nb keeps a file')
                 if q.name == 'models' and not q.is_dir(): bad(q, 'is a file where ltr_nb keeps a folder')
+                if m in files and not q.is_file(): bad(q, f"is {_kind(q.stat().st_mode)} where ltr_nb keeps a plain file")
 
 
 # %% ../nbs/08b_folder.ipynb #26e1d82b
@@ -195,11 +205,6 @@ class FolderLock:
             fcntl.flock(self.f, fcntl.LOCK_UN)
             self.f.close()
             self.f = None
-
-def _kind(m:int) -> str:
-    "What a file mode says a path is, in words."
-    return ('a directory' if stat.S_ISDIR(m) else 'a FIFO' if stat.S_ISFIFO(m) else 'a socket' if stat.S_ISSOCK(m)
-            else 'a device' if stat.S_ISCHR(m) or stat.S_ISBLK(m) else 'not a plain file')
 
 def _open_plain(path:Path):
     "`path` opened for reading and writing (created if absent) only if it is a plain file; never through a link."

@@ -65,6 +65,11 @@ def _relative(path:Path, i:int, rel:str) -> str:
                          "elsewhere)")
     return rel
 
+def _not_plain(f:Path, what:str):
+    "A `ValueError` for `what` at `f` when `f` exists but is not a plain file (never opened: a FIFO would block)."
+    if f.exists() and not f.is_file():
+        raise ValueError(f"{what} {str(f)!r} is not a plain file (a folder, FIFO, socket or device)")
+
 def read_list_file(path,                  # the list file: one `relative/path label` per line
                    root=None,             # the folder the paths are relative to (default: the list file's folder)
                    n_cls:int|None=None,   # number of classes, to check the labels (None: any label >= 0)
@@ -72,6 +77,7 @@ def read_list_file(path,                  # the list file: one `relative/path la
                   ) -> tuple[list, np.ndarray]:
     "Image paths and integer labels of an ImageNet-LT-style list file; errors name the file and the line."
     path = Path(path)
+    _not_plain(path, 'list file')
     if not path.is_file(): raise FileNotFoundError(f"list file {str(path)!r} does not exist")
     root = Path(root) if root is not None else path.parent
     files, labels = [], []
@@ -84,6 +90,7 @@ def read_list_file(path,                  # the list file: one `relative/path la
         if lab < 0 or (n_cls is not None and lab >= n_cls):
             raise ValueError(f"{path}, line {i}: label {lab} is out of range; " + (f"valid labels are 0..{n_cls - 1}" if n_cls else "labels must be >= 0"))
         f = root/rel
+        if check_files: _not_plain(f, f"{path}, line {i}: image")
         if check_files and not f.is_file():
             raise FileNotFoundError(f"{path}, line {i}: image {rel!r} not found at {str(f)!r}; check "
                                     "root= (the folder the paths are relative to)")

@@ -178,7 +178,7 @@ def suite_claims(suite:str) -> list:
     if not f.is_file():
         have = sorted(p.stem for p in (SUITES_DIR/'claims').glob('*.json'))
         raise ValueError(f"suite={suite!r} has no claims file; suites with claims: {have}")
-    return [tuple(c) for c in read_json(f, 'claims file', keys=('claims',))['claims']]
+    return [tuple(c) for c in read_json(f, 'claims file', keys=('claims',), how='it comes with ltr_nb: reinstall it')['claims']]
 
 # %% ../nbs/09b_report.ipynb #9f60f92e
 def findings_table(claims:list,       # [(row a, row b, the claim in words)], rows named as in `names`' keys

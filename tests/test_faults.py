@@ -628,7 +628,33 @@ def test_record_status_its_folder_contradicts(done_job, tmp_path, capfd, status)
 def test_fifo_record_in_a_dry_run(done_job, tmp_path, capfd):
     "A FIFO at a run's record.json: the dry run's estimate names it instead of waiting for ever."
     out = _copy(done_job, tmp_path); (out / 'runs' / 'zzzzzzzzzz').mkdir(); os.mkfifo(out / 'runs' / 'zzzzzzzzzz' / 'record.json')
-    refused(cli([*JOB, '--out', str(out), '--dry_run'], capfd), 'is not a plain file')
+    refused(cli([*JOB, '--out', str(out), '--dry_run'], capfd), 'is a FIFO where ltr_nb keeps a plain file')
+
+
+@pytest.mark.parametrize('at', ['sweeps.db', 'sweeps.db-journal', 'results.json', 'results/crt/s0.json'])
+@pytest.mark.parametrize('dry', [False, True])
+def test_fifo_among_the_folders_files(done_job, tmp_path, capfd, at, dry):
+    """A FIFO where ltr_nb keeps a plain file (the sweep database, SQLite's journal beside it, a results file) is refused
+    by name, by a resume and by a dry run, before anything opens it (it would block) or writes."""
+    out = _copy(done_job, tmp_path); p = out / at
+    if p.exists(): p.unlink()
+    os.mkfifo(p); before = sorted(str(q.relative_to(out)) for q in out.rglob('*'))
+    refused(cli([*JOB, '--out', str(out), *(['--dry_run'] if dry else [])], capfd), f"{str(p)!r} is a FIFO where ltr_nb keeps a plain file")
+    assert sorted(str(q.relative_to(out)) for q in out.rglob('*')) == before
+
+
+@pytest.mark.parametrize('at', ['results/crt/s0.json', 'runs/*/record.json', 'runs/*/models/final.pth'])
+def test_advice_for_a_damaged_file_works(done_job, tmp_path, capfd, at):
+    """A damaged file is named with advice that deletes no more than it must (a result file itself; a run's folder for
+    a run's file, never the results folder), and following the advice gives a folder that resumes to a result."""
+    out = _copy(done_job, tmp_path); f = next(out.glob(at)); f.write_bytes(b'{"x":')
+    if at.startswith('runs'): shutil.rmtree(out / 'results')         # (a finished row does not read its run again)
+    r = cli([*JOB, '--out', str(out)], capfd)
+    gone = f.parent.parent if f.parent.name == 'models' else f.parent if f.parent.parent.name == 'runs' else f
+    refused(r, str(f), f"delete {str(gone)!r}")
+    assert f"delete {str(out)!r}" not in r.stderr
+    shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
+    assert cli([*JOB, '--out', str(out)], capfd).returncode == 0 and (out / 'results' / 'crt' / 's0.json').is_file()
 
 
 def test_edited_run_record_refused(done_job, tmp_path, capfd):

@@ -183,4 +183,4 @@ def test_fifo_in_the_folder_is_named_not_waited_for(copy):
     "A FIFO where ltr_nb reads a JSON file is refused at once (reading it would wait for ever)."
     (copy / 'results.json').unlink(); os.mkfifo(copy / 'results.json')
     v = subprocess.run([LTR, '--verify', str(copy)], capture_output=True, text=True, timeout=120)
-    assert v.returncode == 2 and 'is not a plain file' in v.stderr, v.stderr[-2000:]
+    assert v.returncode == 2 and 'is a FIFO where ltr_nb keeps a plain file' in v.stderr, v.stderr[-2000:]
