@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #317258ab
 from __future__ import annotations
-import os, re, sys, json, platform, random, datetime, errno, shutil
+import os, re, sys, json, math, platform, random, datetime, errno, shutil
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,8 +12,8 @@ import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ensure_torchvision', 'data_root', 'real_data_root', 'seed_everything', 'pick_device', 'as_array',
-           'name_list', 'fp_path', 'env_info', 'StateError', 'load_state', 'load_weights', 'read_json', 'DiskFull',
-           'write_atomic', 'rank_world', 'is_main', 'comm_device', 'all_sum']
+           'name_list', 'check_number', 'fp_path', 'env_info', 'StateError', 'load_state', 'load_weights', 'read_json',
+           'DiskFull', 'write_atomic', 'rank_world', 'is_main', 'comm_device', 'all_sum']
 
 # %% ../nbs/00_core.ipynb #6fdfe0f0
 _TV_SCHEMAS = {'nms': '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
@@ -88,6 +88,21 @@ def name_list(arg:str,  # the argument's name, for messages
         raise ValueError(f"{arg}={v!r}: give names, as 'a,b' or ['a', 'b']")
     if not names: raise ValueError(f"{arg}={v!r} names nothing; give at least one, or none of the argument for all")
     return list(names)
+
+# %% ../nbs/00_core.ipynb #0bf808cc
+def check_number(name:str,            # the argument's name, for messages
+                 v,                   # the value
+                 lo:float=0.,         # the smallest valid value
+                 integer:bool=False,  # require an integer
+                 hi:float|None=None,  # the largest valid value (None: no bound)
+                 above:bool=False,    # `v` must be > `lo`, not >= `lo`
+                ):
+    "A `ValueError` naming `name` and `v` unless `v` is a finite number (an integer if `integer`; a bool is neither) in range."
+    num = isinstance(v, int) if integer else isinstance(v, (int, float))
+    ok = num and not isinstance(v, bool) and math.isfinite(v) and (v > lo if above else v >= lo) and (hi is None or v <= hi)
+    if not ok:
+        rng = f"in [{lo:g}, {hi:g}]" if hi is not None else f"{'>' if above else '>='} {lo:g}"
+        raise ValueError(f"{name}={v!r} must be a finite {'integer' if integer else 'number'} {rng}")
 
 # %% ../nbs/00_core.ipynb #f4678a72
 def _ver(mod):

@@ -418,8 +418,8 @@ def _folder_listing(path:Path):
     try:
         with zipfile.ZipFile(path) as z: names = sorted(n for n in z.namelist() if not n.endswith('/'))
     except zipfile.BadZipFile as e:
-        raise ValueError(f"path={str(path)!r} is not a folder or a readable .zip ({e}); expected a folder or .zip with "
-                         "train/<class>/ and test/<class>/") from None
+        raise ValueError(f"path={str(path)!r} cannot be read (BadZipFile: {e}): it is not a folder or a readable .zip with "
+                         "train/<class>/ and test/<class>/; re-copy or re-download it") from None
     return names, path, ''
 
 # %% ../nbs/01_data.ipynb #1dad30c4

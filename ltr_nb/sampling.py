@@ -5,14 +5,14 @@
 # %% ../nbs/02_sampling.ipynb #e014cd36
 from __future__ import annotations
 import numpy as np
-from .core import as_array
+from .core import as_array, check_number
 import torch
 from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'sampling_probs', 'pb_probs', 'ClassSampler', 'ProgressiveSampling', 'check_sampler', 'sampler_for',
-           'rank_plan', 'eval_bs']
+__all__ = ['SAMPLERS', 'sampling_probs', 'pb_probs', 'class_indices', 'ClassSampler', 'ProgressiveSampling', 'check_sampler',
+           'sampler_for', 'rank_plan', 'eval_bs']
 
 # %% ../nbs/02_sampling.ipynb #5b338e53
 SAMPLERS = {'ib': 1.0, 'sqrt': 0.5, 'cb': 0.0}
@@ -41,13 +41,21 @@ def pb_probs(cls_counts,  # training images per class
     return (1 - t / T) * sampling_probs(cls_counts, 1) + (t / T) * sampling_probs(cls_counts, 0)
 
 # %% ../nbs/02_sampling.ipynb #644d6815
-def _class_indices(labels) -> torch.Tensor:
-    "`labels` as a long tensor of class indices, refused (named) if they are not whole numbers >= 0 in one dimension."
+def class_indices(labels,              # one class index per item
+                  n_cls:int|None=None,  # the number of classes (None: every class 0 ... max needs an item)
+                 ) -> torch.Tensor:
+    """`labels` as a long tensor of class indices, refused (named) unless they are whole numbers in 0 ... C-1 in one
+    dimension; without `n_cls` an index is at most `len(labels) - 1` (every class needs an item), checked before
+    anything is sized by it."""
     a = as_array(labels)
     if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.bool_)):
         raise ValueError(f"labels must be one integer class index per item (shape {a.shape}, dtype {a.dtype}): "
                          "class indices 0 ... C-1, not scores or floats")
     if len(a) and a.min() < 0: raise ValueError(f"labels has a negative class index ({int(a.min())}); classes are 0 ... C-1")
+    top = (n_cls if n_cls is not None else len(a)) - 1
+    if len(a) and a.max() > top:
+        raise ValueError(f"labels has class index {int(a.max())}, but " + (f"n_cls={n_cls}: classes are 0 ... {top}" if n_cls is not None
+                         else f"there are {len(a)} items and every class 0 ... C-1 needs one, so C <= {len(a)}"))
     return torch.as_tensor(a, dtype=torch.long)
 
 class ClassSampler(torch.utils.data.Sampler):
@@ -56,7 +64,9 @@ class ClassSampler(torch.utils.data.Sampler):
                  q:float=1.0,                # sampling exponent (see `sampling_probs`)
                  n_samples:int|None=None,    # indices per epoch; default len(labels)
                  seed:int=0):                # with the epoch, fixes the draw
-        self.labels = _class_indices(labels)
+        self.labels = class_indices(labels)
+        if n_samples is not None: check_number('n_samples', n_samples, 1, integer=True)
+        check_number('seed', seed, integer=True)
         self.cls_counts = np.bincount(self.labels.numpy())
         store_attr('seed')
         self.n_samples = len(self.labels) if n_samples is None else n_samples

@@ -8,7 +8,7 @@
 #             `python scripts/pack_lt_subset.py --out .carry/data --n_max 4950 --val_per_class 50`
 #
 # Steps, each under its own time limit, each logged to OUT/logs/<step>.log, the script going on after a failed one:
-# install the wheels into a target folder; print versions; run the `#| cuda` cells of nbs/10_gpu.ipynb; the main job
+# install the wheels into a target folder; print versions; run the `#| cuda` cells of nbs/tutorials/07_on_a_gpu.ipynb; the main job
 # (digits-lt) on the GPU for 2 epochs, then with --bf16 --channels_last, with --compile, and its --dry_run; a cifar10-jpeg-LT
 # row of the ResNet-32 suite for 2 epochs; a kill-and-resume; the throughput benchmark; a short WB recipe (ResNet-34
 # variant, 4 + 1 epochs). OUT/gpu-check.md is the summary (step, status, seconds); the exit status is 0 when no step failed.
@@ -61,7 +61,7 @@ elif [ "${LTR_NB_REHEARSE:-0}" = 1 ]; then DEV=cpu RUN=1 C10="" TP="--random_dat
 else DEV=cpu RUN=0; echo "no GPU here: the GPU-only steps skip (LTR_NB_REHEARSE=1 runs them on the CPU); the #| cuda cells run on the CPU as a rehearsal"; fi
 
 # 3. the #| cuda cells (on the CPU: a rehearsal of their code)
-step cuda_cells 240 "LTR_NB_GPU_CHECK_DEVICE=$DEV nbdev_test --flags cuda --n_workers 1 --path nbs/10_gpu.ipynb"
+step cuda_cells 240 "LTR_NB_GPU_CHECK_DEVICE=$DEV nbdev_test --flags cuda --n_workers 1 --path nbs/tutorials/07_on_a_gpu.ipynb"
 
 # 4. the main job on the GPU: plain, bf16 + channels_last, compiled, and the dry run's estimate; a row of the ResNet-32 suite
 J="digits-lt --only joint-ib,crt,wb --seeds 0 --epochs 2 --set head_epochs=1 --device $DEV"

@@ -39,7 +39,8 @@ from ltr_nb.heads import decoupled_heads
 from ltr_nb.evaluate import cache_features, feats_report, predict_features
 from ltr_nb.wb import WBConfig, wb_stage2, maxnorm_radius
 from ltr_nb.methods import METHODS, RowContext
-from ltr_nb.onestage import with_etf, onestage_learner, class_priors, logit_adjust, tune_la, LA_TAUS
+from ltr_nb.onestage import with_etf, onestage_learner
+from ltr_nb.logit_adjust import class_priors, logit_adjust, tune_la, LA_TAUS
 from ltr_nb.folder import write_json
 from ltr_nb.core import load_state
 from ltr_nb.analysis import AnalysisRecorder, fdr, cone_stats, cone_by_stage, nc_measures, stratified_subset

@@ -1,6 +1,6 @@
 """Device behaviour that a CPU can show (issue 23): every loader resolves its default device by one rule, and cuDNN's
 deterministic mode is switched on for a fit only, never left on for the rest of the process. What only a GPU can show is in
-nbs/10_gpu.ipynb (`#| cuda` cells, run by scripts/gpu_check.sh)."""
+nbs/tutorials/07_on_a_gpu.ipynb (`#| cuda` cells, run by scripts/gpu_check.sh)."""
 import pytest
 import torch
 from fastai.callback.core import Callback
@@ -74,7 +74,7 @@ def test_deterministic_only_during_the_fit(digits, tmp_path, user_flags):
 
 
 def test_results_on_the_inputs_device():
-    "Cached-feature predictions come back on the features' device ('meta' stands in for a GPU: it carries devices, not data; the rest is in nbs/10_gpu.ipynb)."
+    "Cached-feature predictions come back on the features' device ('meta' stands in for a GPU: it carries devices, not data; the rest is in nbs/tutorials/07_on_a_gpu.ipynb)."
     from ltr_nb.heads import tau_norm_linear
     from ltr_nb.evaluate import predict_features
     head, f = torch.nn.Linear(8, 3).to('meta'), torch.empty(10, 8, device='meta')

@@ -709,3 +709,32 @@ def test_refused_sweep_prints_one_line(tmp_path, capfd):
     r = cli([str(s), '--device', 'cpu', '--out', str(out)], capfd)
     refused(r, "does not hash to its folder's name")
     assert 'Trial' not in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+
+
+def test_list_data_with_no_training_batch_refused(tmp_path, capfd):
+    """A list-file dataset with fewer training images than the batch size (its loader drops the incomplete batch) is
+    refused before anything is written: it would train on no batch and record the run as done (probe 4, D3)."""
+    import numpy as np
+    from PIL import Image
+    d = tmp_path / 'lists'; (d / 'img').mkdir(parents=True)
+    for i in range(12): Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), np.uint8)).save(d / 'img' / f'{i}.png')
+    (d / 'train.txt').write_text(''.join(f'img/{i}.png {i % 3}\n' for i in range(9)))
+    (d / 'val.txt').write_text(''.join(f'img/{i}.png {i % 3}\n' for i in range(9, 12)))
+    out = tmp_path / 'out'
+    args = ['--dataset', f'list:{d}', '--only', 'joint-ib', '--seeds', '0', '--epochs', '1', '--device', 'cpu', '--size', '16',
+            '--arch', 'smallcnn', '--out', str(out)]
+    for dry in ([], ['--dry_run']):
+        refused(cli([*args, '--bs', '64', *dry], capfd), "yields no batch: 9 training images with bs=64", "give bs <= 9")
+        assert not out.exists()
+
+
+def test_edited_table_md_caught_by_verify(done_job, tmp_path):
+    "--verify reads table.md line for line: an added row, an edited method or seeds column, a removed row (probe 4, D2)."
+    for edit in (lambda t: t + '| lws | ib + LWS | 3 | 99.0 | 90.0 | 80.0 | 88.0 |\n',
+                 lambda t: t.replace('| crt | ib + cRT | 1 |', '| crt | ib + cRT | 3 |'),
+                 lambda t: t.replace('| crt | ib + cRT |', '| crt | ib + LWS |'),
+                 lambda t: '\n'.join(l for l in t.splitlines() if not l.startswith('| crt ')) + '\n'):
+        out = _copy(done_job, tmp_path, f'v{len(list(tmp_path.iterdir()))}'); t = out / 'table.md'
+        before = t.read_text(); t.write_text(edit(before)); assert t.read_text() != before
+        v = run(['--verify', str(out)])
+        assert v.returncode == 4 and 'table.md' in v.stdout, v.stdout[-2000:] + v.stderr[-2000:]
