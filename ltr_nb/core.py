@@ -98,7 +98,7 @@ def check_number(name:str,            # the argument's name, for messages
                  above:bool=False,    # `v` must be > `lo`, not >= `lo`
                 ):
     "A `ValueError` naming `name` and `v` unless `v` is a finite number (an integer if `integer`; a bool is neither) in range."
-    num = isinstance(v, int) if integer else isinstance(v, (int, float))
+    num = isinstance(v, (int, np.integer)) if integer else isinstance(v, (int, float, np.integer, np.floating))
     ok = num and not isinstance(v, bool) and math.isfinite(v) and (v > lo if above else v >= lo) and (hi is None or v <= hi)
     if not ok:
         rng = f"in [{lo:g}, {hi:g}]" if hi is not None else f"{'>' if above else '>='} {lo:g}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .data import LTData, class_groups, imb_factor_of, Groups, _check_mode  # first: its package import checks torchvision
-from .core import data_root, pick_device
+from .core import data_root, pick_device, check_number
 from fastcore.basics import patch
 from fastai.data.core import Datasets, DataLoaders
 from fastai.data.transforms import Categorize, ToTensor, IntToFloatTensor, Normalize, ItemGetter
@@ -77,6 +77,7 @@ def read_list_file(path,                  # the list file: one `relative/path la
                   ) -> tuple[list, np.ndarray]:
     "Image paths and integer labels of an ImageNet-LT-style list file; errors name the file and the line."
     path = Path(path)
+    if n_cls is not None: check_number('n_cls', n_cls, 1, integer=True)
     _not_plain(path, 'list file')
     if not path.is_file(): raise FileNotFoundError(f"list file {str(path)!r} does not exist")
     root = Path(root) if root is not None else path.parent
@@ -166,6 +167,7 @@ def list_file_dls(
 ) -> DataLoaders:
     """fastai `DataLoaders` (train, valid[, test]) streaming the images of list files from disk with the standard
     ImageNet transforms."""
+    check_number('size', size, 1, integer=True); check_number('bs', bs, 1, integer=True)
     read = lambda f: read_list_file(_resolve(root, f), root, n_cls, check_files)
     tr, va, te, device = read(train), read(valid), (read(test) if test is not None else None), pick_device(device)
     n_cls = _classes(train, tr[1], n_cls, [(valid, va[1])] + ([(test, te[1])] if te else []))

@@ -155,9 +155,10 @@ def rank_plan(n:int,                 # items in the epoch (the sampler's `n_samp
              ) -> list[tuple[int, int, int, int]]:
     """`(start, stop, lo, hi)` for every batch: the global batch is epoch positions [start, stop), this process's piece
     [lo, hi)."""
-    if world < 1 or not 0 <= rank < world:
+    check_number('world', world, 1, integer=True); check_number('bs', bs, 1, integer=True)
+    if not (isinstance(rank, int) and 0 <= rank < world):
         raise ValueError(f"rank={rank}, world={world}: need world >= 1 and 0 <= rank < world")
-    if bs < 1 or bs % world:
+    if bs % world:
         raise ValueError(f"bs={bs} does not split over {world} processes; the global batch size must be a multiple of "
                          "the world size "
                          f"(e.g. {max(world, bs // world * world)} or {(bs // world + 1) * world})")
@@ -181,6 +182,7 @@ def eval_bs(n:int,      # items to evaluate
            ) -> int:
     """The smallest global batch size >= `bs`, a multiple of `world`, whose last batch gives every process an item
     (evaluation only)."""
+    check_number('world', world, 1, integer=True); check_number('bs', bs, 1, integer=True)
     if n < world:
         raise ValueError(f"{n} evaluation items cannot be shared by {world} processes; every process needs one")
     b = -(-bs // world) * world
