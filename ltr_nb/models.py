@@ -88,14 +88,13 @@ def find_classifier(model:nn.Module) -> str:
             if m is head and is_head(m): return n
         raise ValueError(f"timm model {type(model).__name__}'s get_classifier() is {type(head).__name__}, not "
                          f"nn.Linear; {_name_hint(model)}")
-    known = [n for n in _KNOWN if _sub(model, n) is not None and not any(n.startswith(k + '.') for k in _KNOWN
-                                                                        if k != n and _sub(model, k) is not None)]
+    present = {n: m for n in _KNOWN if (m := _sub(model, n)) is not None}
+    known = [n for n in present if not any(n.startswith(k + '.') for k in present)]   # (`head.fc` is part of `head`)
     if len(known) > 1:       # (registration order does not say which of them makes the logits)
         raise ValueError(f"model {type(model).__name__} has several layers named like a classifier ({known}), so which one "
                          f"makes the logits cannot be told from its names; {_name_hint(model)}")
-    for name in _KNOWN:
-        m = _sub(model, name)
-        if m is None: continue
+    for name in known:
+        m = present[name]
         if is_head(m): return _last(model, name)
         if isinstance(m, nn.Sequential) and len(m) and is_head(m[-1]): return _last(model, f'{name}.{len(m) - 1}')
         raise ValueError(f"model {type(model).__name__}'s classifier {name!r} ends in "
